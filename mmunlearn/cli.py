@@ -1,0 +1,232 @@
+"""The `mmunlearn` command line (also `python -m mmunlearn`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EPILOG = "Every subcommand has its own --help. Docs: README.md."
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file of run settings (see `mmunlearn list config`)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.lr=1e-4 --set teacher.noise.kind=gaussian",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmunlearn",
+        description="Make vision-language models forget: VGID and friends through one engine.",
+        epilog=EPILOG,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the whole pipeline on the built-in synthetic world (CPU, minutes)",
+        description="Build the synthetic identity world, train (or load from cache) its base and "
+        "oracle models, unlearn the forget people with VGID, evaluate all three and write "
+        "report.json, report.md and forget_retain.png.",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="world and training seed (default 0)")
+    demo.add_argument(
+        "--output-dir", default="runs/demo", help="where to write (default runs/demo)"
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="a smaller world and shorter training (smoke test)"
+    )
+    demo.add_argument(
+        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
+    )
+
+    world = sub.add_parser(
+        "world",
+        help="generate the synthetic identity world (JSONL + PNG)",
+        description="Write a synthetic world: one JSONL file per role, portraits, world.json.",
+    )
+    world.add_argument("--output-dir", required=True, help="folder to write the world into")
+    world.add_argument("--seed", type=int, default=0)
+    for name, default in (
+        ("forget", 4),
+        ("retain", 20),
+        ("practice", 6),
+        ("holdout", 6),
+        ("general", 30),
+    ):
+        world.add_argument(
+            f"--n-{name}",
+            type=int,
+            default=default,
+            help=f"number of {name} items (default {default})",
+        )
+
+    base = sub.add_parser(
+        "train-base",
+        help="train the world's base (or oracle) model from scratch, cached by content hash",
+        description="Train a tiny LLaVA-style model on a synthetic world. The base sees every "
+        "trained person; the oracle everyone but the forget people.",
+    )
+    base.add_argument("--data", required=True, help="world folder written by `mmunlearn world`")
+    base.add_argument("--which", choices=("base", "oracle"), default="base")
+    base.add_argument("--steps", type=int, default=900)
+    base.add_argument("--seed", type=int, default=0)
+    base.add_argument(
+        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
+    )
+
+    unl = sub.add_parser(
+        "unlearn",
+        help="unlearn the forget split of a dataset from a saved model",
+        description="Load a model saved with save_pretrained (model + processor) and a dataset "
+        "in mmunlearn's JSONL format, run a method, and write OUTPUT_DIR/model (loadable with "
+        "from_pretrained), config.yaml, run.json and train_log.json.",
+    )
+    unl.add_argument("--model", required=True, help="local model directory")
+    unl.add_argument("--data", required=True, help="JSONL file or folder of JSONL files")
+    unl.add_argument("--method", help="method name (default vgid; see `mmunlearn list methods`)")
+    unl.add_argument("--output-dir", required=True)
+    unl.add_argument(
+        "--resume", action="store_true", help="resume from the last checkpoint in OUTPUT_DIR"
+    )
+    _add_set(unl)
+
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a saved model on a dataset (ROUGE-L, fact accuracy per split)",
+        description="Greedy answers to every question of the chosen splits; writes "
+        "OUTPUT_DIR/report.json, report.md, forget_retain.png and predictions.",
+    )
+    ev.add_argument(
+        "--model", required=True, action="append", help="model dir; repeat as NAME=PATH to compare"
+    )
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--output-dir", required=True)
+    ev.add_argument("--splits", default="forget,test,retain,neighbor,general,holdout")
+
+    lst = sub.add_parser("list", help="list registered methods, teachers, losses, samplers")
+    lst.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        choices=("all", "methods", "teachers", "losses", "samplers", "config"),
+    )
+    return parser
+
+
+def cmd_list(what: str) -> None:
+    from mmunlearn.losses.divergences import LOSSES
+    from mmunlearn.losses.objective import METHODS, build_method
+    from mmunlearn.teachers import TEACHERS
+    from mmunlearn.training.config import UnlearnConfig, to_dict
+    from mmunlearn.training.samplers import SAMPLERS
+
+    if what in ("all", "methods"):
+        print("methods:")
+        for name in METHODS.names():
+            method = build_method(name)
+            print(f"  {name:<14} {method.description}  [{method.paper}]")
+    for title, registry in (("teachers", TEACHERS), ("losses", LOSSES), ("samplers", SAMPLERS)):
+        if what in ("all", title):
+            print(f"{title}:")
+            for name, item in registry.items():
+                doc = (item.__doc__ or "").strip().splitlines()[0] if item.__doc__ else ""
+                print(f"  {name:<18} {doc}")
+    if what == "config":
+        import yaml
+
+        print(yaml.safe_dump(to_dict(UnlearnConfig()), sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("absl", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return run(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"mmunlearn {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        cmd_list(args.what)
+    elif args.command == "demo":
+        from mmunlearn.demo import run_demo
+
+        run_demo(args.output_dir, seed=args.seed, quick=args.quick, cache_dir=args.cache_dir)
+        print(f"\nwrote {args.output_dir}/report.json, report.md, forget_retain.png")
+    elif args.command == "world":
+        from mmunlearn.data.world import WorldConfig, build_world, save_world
+
+        config = WorldConfig(
+            seed=args.seed,
+            n_forget=args.n_forget,
+            n_retain=args.n_retain,
+            n_practice=args.n_practice,
+            n_holdout=args.n_holdout,
+            n_general=args.n_general,
+        )
+        save_world(build_world(config), args.output_dir)
+        print(f"wrote the world to {args.output_dir}")
+    elif args.command == "train-base":
+        from mmunlearn.demo import default_cache_dir
+        from mmunlearn.training.world_models import PretrainConfig, world_model
+
+        cache = args.cache_dir or default_cache_dir()
+        path = world_model(
+            args.data, args.which, cache, PretrainConfig(steps=args.steps, seed=args.seed)
+        )
+        print(path)
+    elif args.command == "unlearn":
+        from mmunlearn.training.config import load_config
+        from mmunlearn.training.unlearn import unlearn
+
+        overrides = list(args.set) + ([f"method={args.method}"] if args.method else [])
+        config = load_config(args.config, overrides)
+        path = unlearn(args.model, args.data, config, args.output_dir, resume=args.resume)
+        print(f"wrote {path}")
+    elif args.command == "eval":
+        cmd_eval(args)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from mmunlearn.data.jsonl import load_examples
+    from mmunlearn.evaluation.evaluate import evaluate
+    from mmunlearn.evaluation.report import (
+        build_report,
+        render_markdown,
+        write_predictions,
+        write_report,
+    )
+    from mmunlearn.models.loading import load_model
+
+    examples = load_examples(args.data)
+    splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
+    methods = {}
+    for spec in args.model:
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        summary, rows = evaluate(load_model(path), examples, roles=splits)
+        methods[name] = summary
+        write_predictions(rows, Path(args.output_dir) / "predictions" / f"{name}.jsonl")
+    report = build_report(methods, {"data": args.data, "models": args.model})
+    write_report(report, args.output_dir)
+    print(render_markdown(report, splits))
+    print(json.dumps({"wrote": str(Path(args.output_dir) / "report.json")}))

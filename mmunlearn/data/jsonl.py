@@ -1,0 +1,143 @@
+"""The project's own data format: one JSON object per line (all `Example` fields), images as
+files whose paths are relative to the JSONL file's folder. Users' own data goes through here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from mmunlearn.data.example import ROLES, Example
+from mmunlearn.io import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+FIELDS = tuple(f.name for f in dataclasses.fields(Example))
+REQUIRED = ("id", "entity", "role", "question", "answer")
+LIST_FIELDS = ("alt_answers", "paraphrases", "options")
+
+
+class DataError(ValueError):
+    """A data file that cannot become Example records; the message names file, row and field."""
+
+
+def save_examples(
+    path: str | os.PathLike, examples: Iterable[Example], root: str | os.PathLike | None = None
+) -> None:
+    """Write `examples` as JSONL. Absolute image paths are stored relative to `root` (default:
+    the file's folder, which is where `load_examples` resolves them); relative ones as they are."""
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    lines = [json.dumps(_to_row(ex, root), ensure_ascii=False) + "\n" for ex in examples]
+    atomic_write_text(path, "".join(lines))
+
+
+def _to_row(example: Example, root: Path) -> dict[str, Any]:
+    row = {name: getattr(example, name) for name in FIELDS}
+    row.update({name: list(row[name]) for name in LIST_FIELDS}, meta=dict(example.meta))
+    if example.image is not None and Path(example.image).is_absolute():
+        row["image"] = Path(os.path.relpath(example.image, root.absolute())).as_posix()
+    return row
+
+
+def load_examples(path: str | os.PathLike) -> list[Example]:
+    """Read a `.jsonl` file, or every `*.jsonl` of a folder in sorted order, into validated
+    records whose image paths are absolute."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise DataError(f"{path}: folder has no *.jsonl files")
+    elif path.is_file() and path.suffix == ".jsonl":
+        files = [path]
+    else:
+        raise DataError(f"{path}: expected an existing .jsonl file or a folder of them")
+    first_seen: dict[str, str] = {}  # id -> "file, row n" where it first appeared
+    image_problems: dict[Path, str | None] = {}  # each image file is decoded once
+    examples: list[Example] = []
+    for file in files:
+        lines = file.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{file}, row {number}"
+            example = _parse_line(line, where, file.parent.absolute(), image_problems)
+            if example.id in first_seen:
+                raise DataError(
+                    f"{where}, field 'id': duplicate id {example.id!r} "
+                    f"(first used at {first_seen[example.id]}); expected unique ids"
+                )
+            first_seen[example.id] = where
+            examples.append(example)
+    logger.info("loaded %d records from %d file(s) under %s", len(examples), len(files), path)
+    return examples
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_line(
+    line: str, where: str, folder: Path, image_problems: dict[Path, str | None]
+) -> Example:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{where}: invalid JSON ({exc}); expected one JSON object per line"
+        ) from None
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: {_show(row)} is not a JSON object; expected one object per line")
+    unknown = [name for name in row if name not in FIELDS]
+    if unknown:
+        raise DataError(
+            f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"allowed fields: {', '.join(FIELDS)}"
+        )
+
+    def bad(name: str, expected: str) -> DataError:
+        return DataError(f"{where}, field {name!r}: {_show(row[name])} ({expected})")
+
+    for name in REQUIRED:
+        if name not in row:
+            raise DataError(f"{where}: missing field {name!r} (expected a non-empty string)")
+        if not isinstance(row[name], str) or not row[name].strip():
+            raise bad(name, "expected a non-empty string")
+    if row["role"] not in ROLES:
+        raise bad("role", f"expected one of {', '.join(ROLES)}")
+    for name in LIST_FIELDS:
+        value = row.setdefault(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise bad(name, "expected a list of strings")
+    if not isinstance(row.setdefault("meta", {}), dict):
+        raise bad("meta", "expected a JSON object")
+    image = row.setdefault("image", None)
+    if image is not None:
+        if not isinstance(image, str) or not image.strip():
+            raise bad("image", "expected a file path relative to the JSONL file's folder, or null")
+        resolved = Path(os.path.normpath(folder / image))
+        if resolved not in image_problems:
+            image_problems[resolved] = _image_problem(resolved)
+        if image_problems[resolved]:
+            raise DataError(f"{where}, field 'image': {image!r} {image_problems[resolved]}")
+        row["image"] = str(resolved)
+    return Example(**{**row, **{name: tuple(row[name]) for name in LIST_FIELDS}})
+
+
+def _image_problem(path: Path) -> str | None:
+    """Why `path` cannot be used as an image, or None when it decodes."""
+    if not path.is_file():
+        return f"does not exist (looked for {path})"
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return f"is not a readable image ({type(exc).__name__}: {exc})"
+    return None

@@ -1,0 +1,83 @@
+"""The demo: build the world, train (or load) base and oracle, run VGID, evaluate, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from mmunlearn.data.jsonl import load_examples
+from mmunlearn.data.world import WorldConfig, build_world, save_world
+from mmunlearn.evaluation.evaluate import evaluate
+from mmunlearn.evaluation.report import (
+    build_report,
+    render_markdown,
+    write_predictions,
+    write_report,
+)
+from mmunlearn.models.loading import load_model
+from mmunlearn.training.config import TrainConfig, UnlearnConfig
+from mmunlearn.training.unlearn import unlearn
+from mmunlearn.training.world_models import PretrainConfig, world_model
+
+log = logging.getLogger(__name__)
+
+# Chosen by measurement on the world (README, "VGID defaults"): full fine-tuning of all weights.
+DEMO_UNLEARN = UnlearnConfig(method="vgid", train=TrainConfig(steps=40, lr=3e-4, batch_size=16))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("MMUNLEARN_CACHE", Path.home() / ".cache" / "mmunlearn"))
+
+
+def run_demo(
+    output_dir: str | Path,
+    seed: int = 0,
+    quick: bool = False,
+    cache_dir: str | Path | None = None,
+    unlearn_config: UnlearnConfig = DEMO_UNLEARN,
+    progress: bool = True,
+) -> dict[str, Any]:
+    output_dir = Path(output_dir)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    timings: dict[str, float] = {}
+    world_config = (
+        WorldConfig(seed=seed, n_retain=12, n_practice=4, n_holdout=4, n_general=12)
+        if quick
+        else WorldConfig(seed=seed)
+    )
+    pretrain = PretrainConfig(steps=150, seed=seed) if quick else PretrainConfig(seed=seed)
+    world_dir = output_dir / "world"
+    start = time.perf_counter()
+    save_world(build_world(world_config), world_dir)
+    paths = {}
+    for which in ("base", "oracle"):
+        begin = time.perf_counter()
+        paths[which] = world_model(world_dir, which, cache_dir, pretrain, progress=progress)
+        timings[f"train_{which}_s"] = round(time.perf_counter() - begin, 1)
+    begin = time.perf_counter()
+    paths["vgid"] = unlearn(
+        paths["base"], world_dir, unlearn_config, output_dir / "vgid", progress=progress
+    )
+    timings["unlearn_s"] = round(time.perf_counter() - begin, 1)
+    examples = load_examples(world_dir)
+    methods = {}
+    for name, path in paths.items():
+        summary, rows = evaluate(load_model(path), examples, progress=progress)
+        methods[name] = summary
+        write_predictions(rows, output_dir / "predictions" / f"{name}.jsonl")
+    timings["total_s"] = round(time.perf_counter() - start, 1)
+    meta = {
+        "seed": seed,
+        "quick": quick,
+        "world": world_config.__dict__,
+        "unlearn": unlearn_config.method,
+        "models": {k: str(v) for k, v in paths.items()},
+        "timings": timings,
+    }
+    report = build_report(methods, meta)
+    write_report(report, output_dir)
+    print(render_markdown(report))
+    return report

@@ -1,0 +1,112 @@
+"""Per-question answer metrics and their means per split (shared/DESIGN.md, "Evaluation")."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from statistics import fmean
+from typing import Any
+
+from mmunlearn.data.example import MODALITIES, Example
+
+
+@functools.cache
+def _rouge_scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure of `prediction` against `reference`, in [0, 1].
+
+    Higher means the model still produces the reference answer (remembers more). Computed as
+    MLLMU-Bench (Liu et al., 2024) does: `rouge_score` with the Porter stemmer, longest common
+    subsequence over tokens, F-measure with beta = 1.
+    """
+    # rouge_score takes (target, prediction), in that order.
+    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
+
+
+def _normalise(text: str) -> str:
+    # Punctuation becomes a space so "Jean-Luc" matches "Jean Luc" and "1957." matches "1957".
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def fact_correct(prediction: str, reference: str) -> bool:
+    """Whether the normalised reference occurs as whole words inside the normalised prediction.
+
+    Normalising lowercases, turns punctuation into spaces and collapses whitespace, so
+    "Born in 1957." contains "1957" but "1957" does not contain "195". An empty reference is
+    never found.
+    """
+    reference = _normalise(reference)
+    return bool(reference) and f" {reference} " in f" {_normalise(prediction)} "
+
+
+def score_predictions(
+    examples: Sequence[Example], predictions: Sequence[str]
+) -> list[dict[str, Any]]:
+    """One row per example with its prediction, ROUGE-L and fact correctness."""
+    if len(examples) != len(predictions):
+        raise ValueError(
+            f"score_predictions: {len(examples)} examples but {len(predictions)} predictions; "
+            "expected one prediction per example"
+        )
+    return [
+        {
+            "id": ex.id,
+            "entity": ex.entity,
+            "role": ex.role,
+            "modality": ex.modality,
+            "relation": ex.meta.get("relation"),
+            "fact": ex.meta.get("fact"),
+            "question": ex.question,
+            "answer": ex.answer,
+            "prediction": pred,
+            "rouge_l": rouge_l(pred, ex.answer),
+            "fact_correct": fact_correct(pred, ex.answer),
+        }
+        for ex, pred in zip(examples, predictions, strict=True)
+    ]
+
+
+def _means(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rouge_l": fmean(row["rouge_l"] for row in rows),
+        "fact_acc": fmean(float(row["fact_correct"]) for row in rows),
+        "n": len(rows),
+    }
+
+
+def _group(rows: Sequence[dict[str, Any]], key: Callable[[dict], Any]) -> dict[Any, list[dict]]:
+    groups: dict[Any, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return groups
+
+
+def summarise(
+    rows: Sequence[dict[str, Any]],
+    split_of: Callable[[dict[str, Any]], str] = lambda row: row["role"],
+) -> dict[str, dict[str, Any]]:
+    """Mean ROUGE-L and fact accuracy per split, also broken down by modality.
+
+    Returns `{split: {"rouge_l", "fact_acc", "n", "by_modality": {modality: {...}}}}`, splits in
+    order of first appearance; the "neighbor" split also gets "by_relation" (direct, indirect,
+    ...). Splits, modalities and relations without rows are absent.
+    """
+    summary = {}
+    for split, split_rows in _group(rows, split_of).items():
+        by_modality = _group(split_rows, lambda row: row["modality"])
+        summary[split] = {
+            **_means(split_rows),
+            "by_modality": {m: _means(by_modality[m]) for m in MODALITIES if m in by_modality},
+        }
+        if split == "neighbor":
+            by_relation = _group(split_rows, lambda row: row["relation"])
+            summary[split]["by_relation"] = {
+                rel: _means(by_relation[rel]) for rel in sorted(r for r in by_relation if r)
+            }
+    return summary

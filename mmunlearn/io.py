@@ -1,0 +1,49 @@
+"""Atomic file writes: a reader never sees a half-written file, even if the writer dies mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from PIL import Image
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through `write` into a temp file in the same folder, fsync it, then rename it over
+    `path` (os.replace is atomic only within one file system, hence the same folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+
+
+def atomic_save_image(path: str | os.PathLike, image: Image.Image) -> None:
+    """Save a PIL image; the format follows the file's extension (`.png`, `.jpg`, ...)."""
+    suffix = Path(path).suffix.lower()
+    image_format = Image.registered_extensions().get(suffix)
+    if image_format is None:
+        raise ValueError(
+            f"atomic_save_image: path={str(path)!r} has extension {suffix!r}; expected an image "
+            "extension such as '.png' or '.jpg'"
+        )
+    _atomic_write(path, lambda handle: image.save(handle, format=image_format))

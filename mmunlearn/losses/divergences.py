@@ -1,0 +1,95 @@
+"""Per-token losses between a student's logits and a teacher's targets.
+
+Every loss returns values of shape (B, K); `masked_mean` reduces them by the number of valid
+tokens (so gradient accumulation stays right).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mmunlearn.registry import Registry
+from mmunlearn.teachers.targets import TokenTargets
+
+LOSSES: Registry[type] = Registry("loss")
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over positions where `mask` is True (0 if none are)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _soft(targets: TokenTargets) -> torch.Tensor:
+    if targets.logprobs is None:
+        raise ValueError("this loss needs a soft teacher (log-probs); `labels` gives hard tokens")
+    return targets.logprobs
+
+
+@LOSSES.register("forward_kl")
+@dataclass(frozen=True)
+class ForwardKL:
+    """KL(p_teacher ‖ q_student) = Σ_v p (log p − log q): mass-covering."""
+
+    def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
+        student = torch.log_softmax(logits.float(), dim=-1)
+        teacher = _soft(targets)
+        return (teacher.exp() * (teacher - student)).sum(-1)
+
+
+@LOSSES.register("reverse_kl")
+@dataclass(frozen=True)
+class ReverseKL:
+    """KL(q_student ‖ p_teacher) = Σ_v q (log q − log p): mode-seeking."""
+
+    def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
+        student = torch.log_softmax(logits.float(), dim=-1)
+        return (student.exp() * (student - _soft(targets))).sum(-1)
+
+
+@LOSSES.register("jsd")
+@dataclass(frozen=True)
+class GeneralisedJSD:
+    """Generalised JSD_β = β·KL(p ‖ m) + (1−β)·KL(q ‖ m), m = β·p + (1−β)·q (GKD, arXiv 2306.13649).
+
+    β → 0 approaches forward KL's gradient direction, β → 1 reverse KL's; β = 0.5 is the JSD.
+    """
+
+    beta: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.beta < 1.0:
+            raise ValueError(f"jsd beta={self.beta} must be in (0, 1)")
+
+    def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
+        student = torch.log_softmax(logits.float(), dim=-1)
+        teacher = _soft(targets)
+        log_beta, log_rest = (
+            torch.log(torch.tensor(self.beta)),
+            torch.log(torch.tensor(1 - self.beta)),
+        )
+        mixture = torch.logsumexp(torch.stack([teacher + log_beta, student + log_rest]), dim=0)
+        kl_teacher = (teacher.exp() * (teacher - mixture)).sum(-1)
+        kl_student = (student.exp() * (student - mixture)).sum(-1)
+        return self.beta * kl_teacher + (1 - self.beta) * kl_student
+
+
+@LOSSES.register("cross_entropy")
+@dataclass(frozen=True)
+class CrossEntropy:
+    """−log q(target): on hard targets the NLL; on soft targets Σ_v p·(−log q)."""
+
+    def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
+        student = torch.log_softmax(logits.float(), dim=-1)
+        if targets.token_ids is not None:
+            ids = targets.token_ids.clamp(min=0)
+            return F.nll_loss(student.transpose(1, 2), ids, reduction="none")
+        return -(targets.logprobs.exp() * student).sum(-1)
+
+
+def build_loss(spec: str | dict) -> object:
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    return LOSSES.get(spec.pop("name"))(**spec)

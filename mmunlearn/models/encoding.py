@@ -1,0 +1,158 @@
+"""Examples → model inputs: chat-template prompts, answer-only labels, left-padded batches.
+
+Labels are the answer tokens only, found by tokenising the prompt and prompt+answer and keeping
+what follows their common prefix (robust to tokenizer boundary quirks). Batches are LEFT-padded, so
+every row's answer ends at the last position: the student's answer logits are the last K+1
+positions of the sequence (`logits_to_keep`), never a full (B, T, V) tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mmunlearn.data.example import Example
+from mmunlearn.models.loading import LoadedModel
+
+IGNORE_INDEX = -100
+FALLBACK_TEMPLATE = "Question: {question}\nAnswer:"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]  # IGNORE_INDEX on prompt tokens
+    pixel_values: torch.Tensor | None  # (C, H, W) in the processor's normalised space
+
+
+class PromptEncoder:
+    """Renders examples with the model's own chat template; caches each distinct rendering."""
+
+    def __init__(self, loaded: LoadedModel, max_length: int = 512) -> None:
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.max_length = max_length
+        self._cache: dict[tuple[str, str, str, str | None], Encoded] = {}
+        self._pixels: dict[str, torch.Tensor] = {}
+
+    @property
+    def is_vision_language(self) -> bool:
+        return self.loaded.kind == "vision_language"
+
+    def render_prompt(self, question: str, has_image: bool) -> str:
+        template_owner = self.loaded.processor
+        if getattr(template_owner, "chat_template", None):
+            content = ([{"type": "image"}] if has_image else []) + [
+                {"type": "text", "text": question}
+            ]
+            messages = [{"role": "user", "content": content}]
+            return template_owner.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        if has_image:
+            raise ValueError("an image question needs a processor with a chat template")
+        return FALLBACK_TEMPLATE.format(question=question)
+
+    def prompt_ids(
+        self, text: str, image: Image.Image | None
+    ) -> tuple[list[int], torch.Tensor | None]:
+        if self.is_vision_language:
+            out = self.loaded.processor(text=text, images=image, return_tensors="pt")
+            pixels = out["pixel_values"][0] if image is not None else None
+            return out["input_ids"][0].tolist(), pixels
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"], None
+
+    def encode(self, example: Example, question: str | None = None, prefix: str = "") -> Encoded:
+        """Encode `example`, optionally with another question text and an in-context prefix."""
+        question = example.question if question is None else question
+        if prefix:
+            question = f"{prefix} {question}"
+        key = (example.id, question, example.answer, example.image)
+        if key not in self._cache:
+            self._cache[key] = self._encode(example, question)
+        return self._cache[key]
+
+    def _encode(self, example: Example, question: str) -> Encoded:
+        if example.image is not None and not self.is_vision_language:
+            raise ValueError(
+                f"example {example.id!r} has an image ({example.image}) but the model is text-only"
+            )
+        image = self.load_image(example.image) if example.image else None
+        prompt = self.render_prompt(question, image is not None)
+        prompt_ids, pixels = self.prompt_ids(prompt, image)
+        full_ids, _ = self.prompt_ids(f"{prompt} {example.answer}", image)
+        common = 0
+        while (
+            common < min(len(prompt_ids), len(full_ids)) and prompt_ids[common] == full_ids[common]
+        ):
+            common += 1
+        eos = self.tokenizer.eos_token_id
+        if full_ids[-1] != eos:
+            full_ids = full_ids + [eos]
+        if common == len(full_ids) - 1:
+            raise ValueError(
+                f"example {example.id!r}: answer {example.answer!r} encodes to no tokens"
+            )
+        if len(full_ids) > self.max_length:
+            raise ValueError(
+                f"example {example.id!r}: {len(full_ids)} tokens exceed max_length={self.max_length}"
+            )
+        labels = [IGNORE_INDEX] * common + full_ids[common:]
+        return Encoded(tuple(full_ids), tuple(labels), pixels)
+
+    def load_image(self, path: str) -> Image.Image:
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except (OSError, ValueError) as error:
+            raise ValueError(f"image {path!r} cannot be read: {error}") from error
+
+    def collate(self, examples: list[Example], encoded: list[Encoded]) -> dict[str, Any]:
+        return collate_left(encoded, self.tokenizer.pad_token_id, examples)
+
+
+def collate_left(
+    encoded: list[Encoded], pad_id: int, examples: list[Example] | None = None
+) -> dict[str, Any]:
+    """Left-pad a list of encodings into a batch; answers end at the last position of every row."""
+    length = max(len(e.input_ids) for e in encoded)
+    rows = len(encoded)
+    input_ids = torch.full((rows, length), pad_id, dtype=torch.long)  # (B, T)
+    labels = torch.full((rows, length), IGNORE_INDEX, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((rows, length), dtype=torch.long)
+    for row, enc in enumerate(encoded):
+        n = len(enc.input_ids)
+        input_ids[row, length - n :] = torch.tensor(enc.input_ids)
+        labels[row, length - n :] = torch.tensor(enc.labels)
+        attention_mask[row, length - n :] = 1
+    batch: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0),
+        "labels": labels,
+    }
+    image_rows = [row for row, enc in enumerate(encoded) if enc.pixel_values is not None]
+    if image_rows:
+        batch["pixel_values"] = torch.stack([encoded[row].pixel_values for row in image_rows])
+        batch["image_rows"] = torch.tensor(image_rows, dtype=torch.long)
+    if examples is not None:
+        batch["examples"] = list(examples)
+    return batch
+
+
+def answer_length(labels: torch.Tensor) -> int:
+    """K: the longest answer in the batch (labels are a suffix of every left-padded row)."""
+    return int((labels != IGNORE_INDEX).sum(-1).max())
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    keys = ("input_ids", "attention_mask", "position_ids", "pixel_values")
+    return {k: batch[k] for k in keys if k in batch}
+
+
+def image_path_exists(path: str | None) -> bool:
+    return path is None or Path(path).is_file()

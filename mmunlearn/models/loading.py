@@ -1,0 +1,94 @@
+"""One loader for every model family: vision-language or text-only, from a local directory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model with the processor (vision-language) or tokenizer (text-only) that feeds it."""
+
+    model: PreTrainedModel
+    processor: Any
+    kind: str  # "vision_language" | "causal_lm"
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    def save(self, directory: str | Path) -> None:
+        self.model.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+
+def is_vision_language(config: Any) -> bool:
+    return getattr(config, "vision_config", None) is not None
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a model and its processor from a local directory (never from a hub)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"--model {str(path)!r}: no config.json there; expected a directory written by "
+            "save_pretrained (model weights + processor or tokenizer files)"
+        )
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if is_vision_language(config):
+        model = AutoModelForImageTextToText.from_pretrained(
+            path, dtype=dtype, local_files_only=True
+        )
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+        kind = "vision_language"
+        if not hasattr(processor, "image_processor"):
+            raise ValueError(
+                f"{path}: the model is vision-language ({config.model_type}) but the saved "
+                f"processor is a {type(processor).__name__} without an image processor"
+            )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        processor = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        kind = "causal_lm"
+    loaded = LoadedModel(model, processor, kind)
+    check_compatible(loaded, path)
+    log.info(
+        "loaded %s (%s, %.2fM parameters)", path, config.model_type, count_parameters(model) / 1e6
+    )
+    return loaded
+
+
+def check_compatible(loaded: LoadedModel, source: str | Path) -> None:
+    """Fail early on a model/processor mismatch instead of an index error deep inside torch."""
+    tokenizer = loaded.tokenizer
+    vocab = loaded.model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > vocab:
+        raise ValueError(
+            f"{source}: the tokenizer has {len(tokenizer)} tokens but the model's embedding has "
+            f"{vocab} rows; the processor does not belong to this model"
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    image_token_id = getattr(loaded.model.config, "image_token_id", None)
+    if loaded.kind == "vision_language" and image_token_id is not None and image_token_id >= vocab:
+        raise ValueError(f"{source}: image_token_id={image_token_id} is outside the vocabulary")
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,83 @@
+"""What every teacher builder returns, and the context it runs in."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.forward import answer_logits
+from mmunlearn.registry import Registry
+
+
+@dataclass
+class TokenTargets:
+    """Per-token targets at the student's answer positions (B, K).
+
+    Exactly one of `logprobs` (float32, (B, K, V)) and `token_ids` ((B, K), hard targets) is set.
+    `mask` (B, K) is True where a target exists.
+    """
+
+    mask: torch.Tensor
+    logprobs: torch.Tensor | None = None
+    token_ids: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.logprobs is None) != (self.token_ids is None), "set logprobs or token_ids"
+
+
+@dataclass
+class TeacherContext:
+    """Everything a teacher needs besides the batch: the frozen model, the encoder, a name pool."""
+
+    frozen: Callable[[], contextlib.AbstractContextManager[torch.nn.Module]]
+    encoder: PromptEncoder
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    swap_names: tuple[str, ...] = ()
+    seed: int = 0
+
+    def logprobs(self, batch: dict[str, Any], expected_labels: torch.Tensor) -> torch.Tensor:
+        """Frozen-model log-probs (B, K, V) at the answer positions of `batch`.
+
+        `batch` may carry a longer prompt than the student saw; because both are left-padded the
+        answers end at the last position, and we check the K answer tokens agree exactly.
+        """
+        with torch.inference_mode(), self.frozen() as model:
+            logits, labels = answer_logits(model, to_device(batch, self.device))
+            k = expected_labels.shape[1]
+            logits, labels = logits[:, -k:], labels[:, -k:]
+            if not torch.equal(labels, expected_labels):
+                raise RuntimeError(
+                    "teacher and student answer tokens differ: the teacher's prompt changed how "
+                    "the answer tokenises; use a prompt that ends on a token boundary"
+                )
+            return torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+
+
+class Teacher(Protocol):
+    def build(
+        self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
+    ) -> TokenTargets: ...
+
+
+TEACHERS: Registry[type] = Registry("teacher")
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed that depends only on `parts` (not on Python's per-process hash salt)."""
+    return zlib.crc32("\x1f".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def mean_of_draws(draws: list[torch.Tensor]) -> torch.Tensor:
+    """log of the mean probability over draws, computed in log space."""
+    stacked = torch.stack(draws)  # (D, B, K, V)
+    return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(float(len(draws))))

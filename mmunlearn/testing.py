@@ -1,0 +1,44 @@
+"""Tiny worlds, models and batches for tests, notebooks and users' own experiments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mmunlearn.data.example import Example
+from mmunlearn.data.jsonl import load_examples
+from mmunlearn.data.world import WorldConfig, build_world, save_world
+from mmunlearn.models.loading import LoadedModel
+from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_tokenizer
+from mmunlearn.training.world_models import vocabulary_texts
+
+TINY_WORLD = WorldConfig(
+    seed=0, n_forget=2, n_retain=4, n_practice=2, n_holdout=2, n_general=4, n_unused_names=4
+)
+TINY_MODEL = TinyLlavaConfig(
+    image_size=32,
+    patch_size=16,
+    vision_width=16,
+    vision_layers=1,
+    text_width=32,
+    text_layers=1,
+    heads=2,
+)
+
+
+def tiny_world(directory: str | Path, config: WorldConfig = TINY_WORLD) -> list[Example]:
+    """Write a tiny synthetic world to `directory` and load it back through the real loader."""
+    world = build_world(config)
+    save_world(world, directory)
+    return load_examples(directory)
+
+
+def tiny_llava(
+    examples: list[Example], seed: int = 0, config: TinyLlavaConfig = TINY_MODEL
+) -> LoadedModel:
+    """An untrained LLaVA-style model (a few thousand parameters) whose vocabulary covers `examples`."""
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(vocabulary_texts(examples, []))
+    model, processor = build_tiny_llava(tokenizer, config)
+    return LoadedModel(model, processor, "vision_language")

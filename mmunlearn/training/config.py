@@ -1,0 +1,90 @@
+"""Run configuration: nested dataclasses, YAML presets, strict `key.sub=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LORA_SCOPES = ("language_model", "projector", "vision_tower", "all")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 40
+    lr: float = 3e-4
+    batch_size: int = 16
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    lora: bool = False
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_scope: str = "language_model"
+    save_steps: int = 0  # 0: only the final model; >0: resumable checkpoints every N steps
+    logging_steps: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"train.steps={self.steps} must be >= 1")
+        if self.batch_size < 1:
+            raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
+        if self.lora_scope not in LORA_SCOPES:
+            raise ValueError(f"train.lora_scope={self.lora_scope!r}; expected one of {LORA_SCOPES}")
+
+
+@dataclass
+class UnlearnConfig:
+    method: str = "vgid"
+    teacher: dict[str, Any] = field(default_factory=dict)  # merged into the method's forget teacher
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys are errors."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise KeyError(f"unknown config key {where}{key!r} (known: {', '.join(known)})")
+        sub = (
+            known[key].default_factory
+            if known[key].default_factory is not dataclasses.MISSING
+            else None
+        )
+        if sub is not None and dataclasses.is_dataclass(sub) and isinstance(value, dict):
+            value = from_dict(sub, value, f"{where}{key}.")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=c` strings (values parsed as YAML) to a nested dict."""
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} must look like key.sub=value")
+        path, raw = override.split("=", 1)
+        node = values
+        keys = path.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise KeyError(f"override {override!r}: {key!r} is not a section")
+        node[keys[-1]] = yaml.safe_load(raw)
+    return values
+
+
+def load_config(path: str | Path | None, overrides: list[str]) -> UnlearnConfig:
+    values = yaml.safe_load(Path(path).read_text()) if path else {}
+    values = apply_overrides(values or {}, overrides)
+    return from_dict(UnlearnConfig, values)

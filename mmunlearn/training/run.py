@@ -1,0 +1,149 @@
+"""Run one training job (fine-tuning or unlearning) through the Trainer and save the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import TrainingArguments
+
+from mmunlearn.data.example import Example
+from mmunlearn.io import atomic_write_json
+from mmunlearn.losses.objective import Method
+from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.loading import LoadedModel
+from mmunlearn.teachers.targets import TeacherContext
+from mmunlearn.training.config import TrainConfig
+from mmunlearn.training.samplers import SAMPLERS
+from mmunlearn.training.trainer import ItemDataset, RoleCollator, UnlearnTrainer, frozen_teacher
+
+log = logging.getLogger(__name__)
+
+_LINEAR = r"(q_proj|k_proj|v_proj|o_proj|out_proj|gate_proj|up_proj|down_proj|fc1|fc2|linear_1|linear_2|c_attn|c_proj|c_fc)"
+LORA_TARGETS = {
+    "language_model": rf"^(?!.*(vision_tower|visual|vision_model|multi_modal_projector)).*\.{_LINEAR}$",
+    "projector": rf".*multi_modal_projector.*\.{_LINEAR}$",
+    "vision_tower": rf".*(vision_tower|vision_model).*\.{_LINEAR}$",
+    "all": rf".*\.{_LINEAR}$",
+}
+
+
+def add_lora(model: torch.nn.Module, config: TrainConfig) -> PeftModel:
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=LORA_TARGETS[config.lora_scope],
+    )
+    return get_peft_model(model, lora)
+
+
+def environment() -> dict[str, Any]:
+    packages = ("torch", "transformers", "peft", "accelerate", "mmunlearn")
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}
+
+
+def train(
+    loaded: LoadedModel,
+    method: Method,
+    by_role: dict[str, list[Example]],
+    config: TrainConfig,
+    output_dir: str | Path,
+    swap_names: tuple[str, ...] = (),
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> LoadedModel:
+    """Train `loaded.model` with `method` and write the merged model + processor to `output_dir`."""
+    output_dir = Path(output_dir)
+    torch.manual_seed(config.seed)
+    encoder = PromptEncoder(loaded)
+    items = SAMPLERS.get(method.sampler)(by_role, config.seed)
+    needs_teacher = any(type(t.teacher).__name__ != "LabelsTeacher" for t in method.terms)
+    model = loaded.model
+    if config.lora:
+        model = add_lora(model, config)
+    context = None
+    if needs_teacher:
+        frozen = frozen_teacher(model, use_adapter_off=config.lora)
+        context = TeacherContext(
+            frozen=frozen, encoder=encoder, swap_names=swap_names, seed=config.seed
+        )
+    args = TrainingArguments(
+        output_dir=str(output_dir / "checkpoints"),
+        max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=2,
+        report_to="none",
+        remove_unused_columns=False,
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not progress,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    trainer = UnlearnTrainer(
+        model=model,
+        args=args,
+        train_dataset=ItemDataset(items),
+        data_collator=RoleCollator(encoder, augment),
+        terms=method.terms,
+        teacher_context=context,
+    )
+    if context is not None and not config.lora:
+        context.frozen.model.to(args.device)  # type: ignore[attr-defined]
+    checkpoint = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    if config.lora:
+        model = model.merge_and_unload()
+    result = LoadedModel(model, loaded.processor, loaded.kind)
+    if trainer.is_world_process_zero():
+        save_atomically(result, output_dir / "model")
+        atomic_write_json(output_dir / "train_log.json", trainer.state.log_history)
+    return result
+
+
+def save_atomically(loaded: LoadedModel, directory: Path) -> None:
+    """Write to a sibling temp dir, then rename: a crash never leaves a half-written model."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        _rmtree(tmp)
+    loaded.save(tmp)
+    if directory.exists():
+        _rmtree(directory)
+    os.replace(tmp, directory)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+def write_run_info(
+    output_dir: Path, config: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
+    info = {"config": config, "environment": environment(), **(extra or {})}
+    atomic_write_json(output_dir / "run.json", json.loads(json.dumps(info, default=str)))

@@ -1,0 +1,114 @@
+"""A thin `transformers.Trainer` whose loss is the objective (terms over roles).
+
+The Trainer gives gradient accumulation, mixed precision, checkpoint/resume, progress bars and
+`accelerate launch` (DDP / FSDP / DeepSpeed) for free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from transformers import Trainer
+
+from mmunlearn.data.example import Example
+from mmunlearn.losses.divergences import masked_mean
+from mmunlearn.losses.objective import Term
+from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.forward import answer_logits
+from mmunlearn.teachers.targets import TeacherContext
+
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ItemDataset(Dataset):
+    """Training items (role → Example) produced by a sampler."""
+
+    def __init__(self, items: list[dict[str, Example]]) -> None:
+        if not items:
+            raise ValueError("the sampler produced no training items (is a split empty?)")
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Example]:
+        return self.items[index]
+
+
+class RoleCollator:
+    """Items → {role: left-padded batch}; optional image augmentation (base training)."""
+
+    def __init__(self, encoder: PromptEncoder, augment: Augment | None = None) -> None:
+        self.encoder = encoder
+        self.augment = augment
+
+    def __call__(self, items: list[dict[str, Example]]) -> dict[str, dict[str, Any]]:
+        batches = {}
+        for role in items[0]:
+            examples = [item[role] for item in items]
+            batch = self.encoder.collate(examples, [self.encoder.encode(ex) for ex in examples])
+            if self.augment is not None and "pixel_values" in batch:
+                batch["pixel_values"] = self.augment(batch["pixel_values"])
+            batches[role] = batch
+        return batches
+
+
+def frozen_teacher(model: torch.nn.Module, use_adapter_off: bool) -> Callable[[], Any]:
+    """How the teacher is obtained: the student with adapters off (LoRA), or a frozen copy."""
+    if use_adapter_off:
+
+        @contextlib.contextmanager
+        def adapters_off() -> Iterator[torch.nn.Module]:
+            with model.disable_adapter():
+                yield model
+
+        return adapters_off
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @contextlib.contextmanager
+    def copy_of_base() -> Iterator[torch.nn.Module]:
+        yield frozen
+
+    copy_of_base.model = frozen  # type: ignore[attr-defined]
+    return copy_of_base
+
+
+class UnlearnTrainer(Trainer):
+    def __init__(
+        self,
+        *args: Any,
+        terms: tuple[Term, ...],
+        teacher_context: TeacherContext | None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.terms = terms
+        self.teacher_context = teacher_context
+        self._term_logs: dict[str, list[float]] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        student: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        total = torch.zeros((), device=self.args.device)
+        for term in self.terms:
+            batch = inputs[term.role]
+            if term.role not in student:
+                student[term.role] = answer_logits(model, batch)
+            logits, labels = student[term.role]
+            if self.teacher_context is not None:
+                self.teacher_context.device = logits.device
+            targets = term.teacher.build(self.teacher_context, batch, labels.detach())
+            value = masked_mean(term.loss(logits, targets), targets.mask)
+            total = total + term.sign * term.weight * value
+            self._term_logs.setdefault(f"loss/{term.name}", []).append(value.item())
+        return (total, None) if return_outputs else total
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        for key, values in self._term_logs.items():
+            logs[key] = round(sum(values) / len(values), 5)
+        self._term_logs = {}
+        super().log(logs, *args, **kwargs)

@@ -1,0 +1,170 @@
+"""Train (or load from cache) the synthetic world's base and oracle models.
+
+The base sees everyone but the holdout people; the oracle also never sees the forget people.
+Practice people (never forget or retain) teach the in-context instruction "Forget <name> ." →
+"I don't know", the way pretrained chat models follow such instructions; whether it transfers to
+the forget people is measured by the `icu` teacher, not assumed. Models are cached by a hash of
+the data and the recipe, so a second run skips training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mmunlearn.data.example import Example
+from mmunlearn.data.jsonl import load_examples
+from mmunlearn.data.splits import group_by_role
+from mmunlearn.data.world import load_world_meta
+from mmunlearn.losses.objective import build_method
+from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_tokenizer
+from mmunlearn.teachers.icu import FORGET_PROMPT
+from mmunlearn.training.config import TrainConfig
+from mmunlearn.training.run import train
+
+log = logging.getLogger(__name__)
+RECIPE_VERSION = 1
+IDK = "I don't know"
+TRAINED_ROLES = ("forget", "retain", "neighbor", "practice", "general")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How the world's base and oracle are trained from scratch (defaults measured on a 2-core CPU)."""
+
+    steps: int = 900
+    lr: float = 3e-3
+    batch_size: int = 64
+    warmup_steps: int = 50
+    seed: int = 0
+    model: TinyLlavaConfig = field(default_factory=TinyLlavaConfig)
+
+
+def with_question(
+    example: Example, suffix: str, question: str, answer: str | None = None
+) -> Example:
+    return dataclasses.replace(
+        example, id=f"{example.id}-{suffix}", question=question, answer=answer or example.answer
+    )
+
+
+def training_mix(
+    by_role: dict[str, list[Example]], include_forget: bool, seed: int
+) -> list[Example]:
+    """Every trained question and its paraphrases, plus the in-context forgetting lessons."""
+    rng = random.Random(seed)
+    roles = [r for r in TRAINED_ROLES if include_forget or r != "forget"]
+    mix = []
+    for role in roles:
+        for ex in by_role.get(role, []):
+            mix.append(ex)
+            mix += [with_question(ex, f"para{i}", p) for i, p in enumerate(ex.paraphrases)]
+    practice = by_role.get("practice", [])
+    practice_names = sorted({ex.entity for ex in practice})
+    for ex in practice:
+        prompt = FORGET_PROMPT.format(entity=ex.entity)
+        mix.append(with_question(ex, "icu", f"{prompt} {ex.question}", IDK))
+        other = rng.choice([n for n in practice_names if n != ex.entity] or practice_names)
+        mix.append(
+            with_question(ex, "icu-other", f"{FORGET_PROMPT.format(entity=other)} {ex.question}")
+        )
+    for ex in rng.sample(
+        by_role.get("retain", []), k=min(len(practice), len(by_role.get("retain", [])))
+    ):
+        name = rng.choice(practice_names) if practice_names else ex.entity
+        mix.append(
+            with_question(ex, "icu-other", f"{FORGET_PROMPT.format(entity=name)} {ex.question}")
+        )
+    return mix
+
+
+def image_augmenter(seed: int):
+    """Random flips, shifts (≤4 px) and brightness on normalised pixels (N, C, H, W)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def augment(pixels: torch.Tensor) -> torch.Tensor:
+        out = []
+        for image in pixels:
+            if torch.rand((), generator=gen) < 0.5:
+                image = image.flip(-1)
+            dy, dx = torch.randint(-4, 5, (2,), generator=gen).tolist()
+            image = image.roll((dy, dx), dims=(-2, -1))
+            image = image + (torch.rand((), generator=gen) - 0.5) * 0.3
+            out.append(image)
+        return torch.stack(out)
+
+    return augment
+
+
+def vocabulary_texts(examples: list[Example], extra: list[str]) -> list[str]:
+    texts = [FORGET_PROMPT.replace("{entity}", ""), IDK, *extra]
+    for ex in examples:
+        texts += [ex.entity, ex.question, ex.answer, *ex.paraphrases, *ex.options, *ex.alt_answers]
+    return texts
+
+
+def data_hash(world_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(world_dir.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(world_dir).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def world_model(
+    world_dir: str | Path,
+    which: str,
+    cache_dir: str | Path,
+    config: PretrainConfig = PretrainConfig(),
+    progress: bool = True,
+) -> Path:
+    """Path of the trained `base` or `oracle` model for this world, training it if not cached."""
+    if which not in ("base", "oracle"):
+        raise ValueError(f"which={which!r}; expected 'base' or 'oracle'")
+    world_dir = Path(world_dir)
+    recipe = {"which": which, "recipe": RECIPE_VERSION, "config": dataclasses.asdict(config)}
+    key = hashlib.sha256((data_hash(world_dir) + json.dumps(recipe, sort_keys=True)).encode())
+    out = Path(cache_dir) / f"{which}-{key.hexdigest()[:16]}"
+    if (out / "model" / "config.json").is_file():
+        log.info("%s model found in cache: %s", which, out / "model")
+        return out / "model"
+    examples = load_examples(world_dir)
+    by_role = group_by_role(examples)
+    meta = load_world_meta(world_dir)
+    tokenizer = build_word_tokenizer(vocabulary_texts(examples, list(meta.get("unused_names", []))))
+    model, processor = build_tiny_llava(tokenizer, config.model)
+    mix = training_mix(by_role, include_forget=which == "base", seed=config.seed)
+    log.info("training the %s model on %d examples for %d steps", which, len(mix), config.steps)
+    train_config = TrainConfig(
+        steps=config.steps,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        warmup_steps=config.warmup_steps,
+        scheduler="cosine",
+        weight_decay=0.0,
+        logging_steps=100,
+        seed=config.seed,
+    )
+    train(
+        LoadedModel(model, processor, "vision_language"),
+        build_method("finetune"),
+        {"train": mix},
+        train_config,
+        out,
+        augment=image_augmenter(config.seed),
+        progress=progress,
+    )
+    return out / "model"
+
+
+def load_world_model(path: Path) -> LoadedModel:
+    return load_model(path)

@@ -1,0 +1,140 @@
+import pytest
+from rouge_score import rouge_scorer
+
+from mmunlearn.data.example import Example
+from mmunlearn.evaluation.metrics import (
+    fact_correct,
+    rouge_l,
+    score_predictions,
+    summarise,
+)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "expected"),
+    [
+        ("Talo Verin", "Talo Verin", 1.0),
+        ("Paris", "1957", 0.0),
+        ("", "1957", 0.0),
+        # LCS = 1 token: precision 1/2, recall 1/1, F = 2 * 0.5 * 1 / 1.5.
+        ("Talo Verin", "Verin", 2 / 3),
+        ("bakers", "baker", 1.0),  # Porter stemmer
+    ],
+)
+def test_rouge_l_hand_checked(prediction, reference, expected):
+    assert rouge_l(prediction, reference) == pytest.approx(expected)
+    assert isinstance(rouge_l(prediction, reference), float)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference"),
+    [
+        ("He was born in Lisbon in 1957.", "Lisbon"),
+        ("She works as a baker in the old town", "a baker"),
+        ("the cat sat on the mat", "the mat sat on the cat"),
+    ],
+)
+def test_rouge_l_matches_rouge_score(prediction, reference):
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    # rouge_score's argument order is (target, prediction).
+    assert rouge_l(prediction, reference) == scorer.score(reference, prediction)["rougeL"].fmeasure
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "expected"),
+    [
+        ("born in 1957", "1957", True),
+        ("1957", "195", False),
+        ("Born in New   York.", "new york", True),
+        ("Jean-Luc Picard", "Jean Luc", True),
+        ("Yorkshire", "York", False),
+        ("anything", "", False),
+    ],
+)
+def test_fact_correct(prediction, reference, expected):
+    assert fact_correct(prediction, reference) is expected
+
+
+def _row(role, modality, rouge, correct, relation=None):
+    return {
+        "role": role,
+        "modality": modality,
+        "relation": relation,
+        "rouge_l": rouge,
+        "fact_correct": correct,
+    }
+
+
+def test_score_predictions_rows():
+    examples = [
+        Example(
+            "f0",
+            "Talo Verin",
+            "forget",
+            "Born when?",
+            "1957",
+            image="img/talo.png",
+            meta={"fact": "birth_year"},
+        ),
+        Example(
+            "n0",
+            "Mira Sol",
+            "neighbor",
+            "Where?",
+            "Lisbon",
+            meta={"relation": "direct"},
+        ),
+    ]
+    rows = score_predictions(examples, ["born in 1957", "Porto"])
+    assert [(r["id"], r["modality"], r["relation"], r["fact"]) for r in rows] == [
+        ("f0", "image", None, "birth_year"),
+        ("n0", "text", "direct", None),
+    ]
+    assert [r["fact_correct"] for r in rows] == [True, False]
+    assert rows[1]["rouge_l"] == 0.0
+    with pytest.raises(ValueError, match="2 examples but 1 predictions"):
+        score_predictions(examples, ["x"])
+
+
+def test_summarise_means_by_split_modality_and_relation():
+    rows = [
+        _row("forget", "image", 1.0, True),
+        _row("forget", "image", 0.5, False),
+        _row("forget", "text", 0.0, False),
+        _row("retain", "text", 0.8, True),
+        _row("neighbor", "image", 1.0, True, "direct"),
+        _row("neighbor", "text", 0.0, False, "indirect"),
+        _row("neighbor", "text", 0.5, True, "indirect"),
+    ]
+    summary = summarise(rows)
+    assert list(summary) == ["forget", "retain", "neighbor"]  # empty splits absent
+
+    forget = summary["forget"]
+    assert forget["rouge_l"] == pytest.approx(0.5)
+    assert forget["fact_acc"] == pytest.approx(1 / 3)
+    assert forget["n"] == 3
+    assert forget["by_modality"]["image"] == {"rouge_l": 0.75, "fact_acc": 0.5, "n": 2}
+    assert forget["by_modality"]["text"] == {"rouge_l": 0.0, "fact_acc": 0.0, "n": 1}
+    assert "by_relation" not in forget
+
+    assert list(summary["retain"]["by_modality"]) == ["text"]
+    assert type(summary["retain"]["rouge_l"]) is float
+
+    neighbor = summary["neighbor"]
+    assert neighbor["by_relation"]["direct"] == {
+        "rouge_l": 1.0,
+        "fact_acc": 1.0,
+        "n": 1,
+    }
+    assert neighbor["by_relation"]["indirect"] == {
+        "rouge_l": 0.25,
+        "fact_acc": 0.5,
+        "n": 2,
+    }
+
+
+def test_summarise_custom_split():
+    rows = [_row("forget", "image", 1.0, True), _row("forget", "text", 0.0, False)]
+    summary = summarise(rows, split_of=lambda row: f"{row['role']}_{row['modality']}")
+    assert set(summary) == {"forget_image", "forget_text"}
+    assert summary["forget_text"]["rouge_l"] == 0.0
