@@ -25,6 +25,9 @@ from mmunlearn.training.world_models import PretrainConfig, world_model
 log = logging.getLogger(__name__)
 
 # Chosen by measurement on the world (README, "VGID defaults"): full fine-tuning of all weights.
+QUICK_WORLD = WorldConfig(
+    n_forget=2, n_retain=6, n_practice=2, n_holdout=2, n_general=4, n_unused_names=4
+)
 DEMO_UNLEARN = UnlearnConfig(method="vgid", train=TrainConfig(steps=40, lr=3e-4, batch_size=16))
 
 

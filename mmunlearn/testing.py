@@ -14,7 +14,7 @@ from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_
 from mmunlearn.training.world_models import vocabulary_texts
 
 TINY_WORLD = WorldConfig(
-    seed=0, n_forget=2, n_retain=4, n_practice=2, n_holdout=2, n_general=4, n_unused_names=4
+    seed=0, n_forget=2, n_retain=6, n_practice=2, n_holdout=2, n_general=4, n_unused_names=4
 )
 TINY_MODEL = TinyLlavaConfig(
     image_size=32,

@@ -56,7 +56,7 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise KeyError(f"unknown config key {where}{key!r} (known: {', '.join(known)})")
+            raise KeyError(f"unknown config key '{where}{key}' (known: {', '.join(known)})")
         sub = (
             known[key].default_factory
             if known[key].default_factory is not dataclasses.MISSING
@@ -64,8 +64,21 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
         )
         if sub is not None and dataclasses.is_dataclass(sub) and isinstance(value, dict):
             value = from_dict(sub, value, f"{where}{key}.")
-        kwargs[key] = value
+        kwargs[key] = _coerce(known[key], value, f"{where}{key}")
     return cls(**kwargs)
+
+
+def _coerce(spec: dataclasses.Field, value: Any, name: str) -> Any:
+    """YAML reads `1e-4` as a string; numbers are converted to the field's type, or fail."""
+    kind = type(spec.default) if spec.default is not dataclasses.MISSING else None
+    if kind in (int, float) and not isinstance(value, bool):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config {name}={value!r}: expected a {kind.__name__}") from None
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError(f"config {name}={value!r}: expected true or false")
+    return value
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def train(
     output_dir = Path(output_dir)
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
-    items = SAMPLERS.get(method.sampler)(by_role, config.seed)
+    items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
     needs_teacher = any(type(t.teacher).__name__ != "LabelsTeacher" for t in method.terms)
     model = loaded.model
     if config.lora:

@@ -1,4 +1,8 @@
-"""Samplers: how examples of each role are grouped into training items."""
+"""Samplers: how examples of each role are grouped into training items.
+
+A sampler returns at least `num_items` items (the run's steps × batch size), cycling through its
+primary split in fresh random orders, so every retain row gets its turn across epochs.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,37 @@ from mmunlearn.data.example import Example
 from mmunlearn.registry import Registry
 
 Item = dict[str, Example]
-SAMPLERS: Registry[Callable[[dict[str, list[Example]], int], list[Item]]] = Registry("sampler")
+Sampler = Callable[[dict[str, list[Example]], int, int], list[Item]]
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+
+
+def _require(by_role: dict[str, list[Example]], role: str) -> list[Example]:
+    rows = by_role.get(role, [])
+    if not rows:
+        raise ValueError(f"the sampler needs rows with role {role!r} and there are none")
+    return rows
+
+
+def _cycled(rows: list[Example], rng: random.Random, num_items: int) -> list[Example]:
+    out: list[Example] = []
+    while len(out) < max(num_items, len(rows)):
+        out += rng.sample(rows, k=len(rows))
+    return out
 
 
 @SAMPLERS.register("one_to_one_random")
-def one_to_one_random(by_role: dict[str, list[Example]], seed: int) -> list[Item]:
-    """Each forget example once, paired with a retain example drawn at random (open-unlearning)."""
+def one_to_one_random(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """Each forget row paired with a retain row drawn at random, afresh on every pass
+    (open-unlearning's ForgetRetainDataset)."""
     rng = random.Random(seed)
-    retain = by_role["retain"]
-    return [{"forget": ex, "retain": rng.choice(retain)} for ex in by_role["forget"]]
+    retain = _require(by_role, "retain")
+    forget = _cycled(_require(by_role, "forget"), rng, num_items)
+    return [{"forget": ex, "retain": rng.choice(retain)} for ex in forget]
 
 
 @SAMPLERS.register("single")
-def single(by_role: dict[str, list[Example]], seed: int) -> list[Item]:
-    """Every example of the `train` role once (plain fine-tuning)."""
-    return [{"train": ex} for ex in by_role["train"]]
+def single(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """Every example of the `train` role, reshuffled on every pass (plain fine-tuning)."""
+    return [
+        {"train": ex} for ex in _cycled(_require(by_role, "train"), random.Random(seed), num_items)
+    ]

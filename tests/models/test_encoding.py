@@ -1,0 +1,51 @@
+import torch
+
+from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder, answer_length
+from mmunlearn.models.forward import answer_logits
+
+
+def test_labels_are_the_answer_tokens_and_eos_only(loaded, examples):
+    encoder = PromptEncoder(loaded)
+    tokenizer = loaded.tokenizer
+    image_token = loaded.model.config.image_token_id
+    for ex in examples[:20]:
+        enc = encoder.encode(ex)
+        answer_ids = [t for t in enc.labels if t != IGNORE_INDEX]
+        expected = tokenizer(ex.answer, add_special_tokens=False)["input_ids"] + [
+            tokenizer.eos_token_id
+        ]
+        assert answer_ids == expected, ex.id
+        assert image_token not in answer_ids
+        first = enc.labels.index(answer_ids[0])
+        assert all(t == IGNORE_INDEX for t in enc.labels[:first])  # a suffix, not scattered
+        assert (image_token in enc.input_ids) == (ex.image is not None)
+
+
+def test_left_padding_puts_every_answer_at_the_end(loaded, examples):
+    encoder = PromptEncoder(loaded)
+    chosen = [
+        examples[0],
+        next(ex for ex in examples if ex.image is None and len(ex.question) > 30),
+    ]
+    batch = encoder.collate(chosen, [encoder.encode(ex) for ex in chosen])
+    assert batch["labels"][:, -1].tolist() == [loaded.tokenizer.eos_token_id] * 2
+    assert batch["attention_mask"][:, -1].tolist() == [1, 1]
+    assert batch["pixel_values"].shape[0] == 1 and batch["image_rows"].tolist() == [0]
+    k = answer_length(batch["labels"])
+    logits, labels = answer_logits(loaded.model, batch)
+    assert logits.shape == (2, k, len(loaded.tokenizer)) and labels.shape == (2, k)
+
+
+def test_answer_logits_equal_the_full_forward_at_answer_positions(loaded, examples):
+    encoder = PromptEncoder(loaded)
+    chosen = examples[:3]
+    batch = encoder.collate(chosen, [encoder.encode(ex) for ex in chosen])
+    loaded.model.eval()
+    with torch.no_grad():
+        logits, labels = answer_logits(loaded.model, batch)
+        inputs = {
+            k: batch[k] for k in ("input_ids", "attention_mask", "position_ids", "pixel_values")
+        }
+        full = loaded.model(**inputs).logits  # (B, T, V): only in this test
+    k = labels.shape[1]
+    torch.testing.assert_close(logits, full[:, -k - 1 : -1], atol=1e-5, rtol=1e-5)

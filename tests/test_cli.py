@@ -1,0 +1,198 @@
+"""The command line end to end on tiny models the tests save (the real loading code path)."""
+
+import json
+import shutil
+
+import pytest
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from mmunlearn.cli import main
+
+
+@pytest.fixture()
+def saved_model(loaded, tmp_path):
+    path = tmp_path / "tiny-llava"
+    loaded.model.save_pretrained(path)
+    loaded.processor.save_pretrained(path)
+    return path
+
+
+def test_unlearn_a_saved_model_and_load_the_result_back(saved_model, world_dir, tmp_path):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            str(saved_model),
+            "--data",
+            str(world_dir),
+            "--method",
+            "vgid",
+            "--output-dir",
+            str(out),
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.batch_size=4",
+        ]
+    )
+    assert code == 0
+    model = AutoModelForImageTextToText.from_pretrained(out / "model")
+    processor = AutoProcessor.from_pretrained(out / "model")
+    assert model.config.model_type == "llava" and processor.tokenizer is not None
+    assert "method: vgid" in (out / "config.yaml").read_text()
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["train"]["steps"] == 2 and run["environment"]["packages"]["torch"]
+
+
+def test_unlearn_with_lora_writes_a_merged_model(saved_model, world_dir, tmp_path):
+    out = tmp_path / "lora"
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            str(saved_model),
+            "--data",
+            str(world_dir),
+            "--output-dir",
+            str(out),
+            "--set",
+            "train.steps=1",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.lora=true",
+        ]
+    )
+    assert code == 0
+    model = AutoModelForImageTextToText.from_pretrained(out / "model")
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+def copy_world(world_dir, tmp_path):
+    copy = tmp_path / "world"
+    shutil.copytree(world_dir, copy)
+    return copy
+
+
+def test_empty_forget_split_is_a_clear_error(saved_model, world_dir, tmp_path, capsys):
+    data = copy_world(world_dir, tmp_path)
+    (data / "forget.jsonl").write_text("")
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            str(saved_model),
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    assert "no rows with role 'forget'" in capsys.readouterr().err
+
+
+def test_forget_person_also_in_retain_is_a_clear_error(saved_model, world_dir, tmp_path, capsys):
+    data = copy_world(world_dir, tmp_path)
+    forget_row = json.loads((data / "forget.jsonl").read_text().splitlines()[0])
+    rows = (data / "retain.jsonl").read_text().splitlines()
+    leaked = {**json.loads(rows[0]), "entity": forget_row["entity"]}
+    (data / "retain.jsonl").write_text("\n".join([json.dumps(leaked), *rows[1:]]) + "\n")
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            str(saved_model),
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert forget_row["entity"] in err and "retain" in err
+
+
+def test_missing_model_directory_is_a_clear_error(world_dir, tmp_path, capsys):
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            str(tmp_path / "nope"),
+            "--data",
+            str(world_dir),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_unknown_setting_and_method_are_named(saved_model, world_dir, tmp_path, capsys):
+    base = [
+        "unlearn",
+        "--model",
+        str(saved_model),
+        "--data",
+        str(world_dir),
+        "--output-dir",
+        str(tmp_path / "o"),
+    ]
+    assert main([*base, "--set", "train.lrr=1"]) == 2
+    assert "unknown config key 'train.lrr'" in capsys.readouterr().err
+    assert main([*base, "--method", "vgdi"]) == 2
+    assert "did you mean 'vgid'" in capsys.readouterr().err
+
+
+def test_list_shows_methods_and_teachers(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("vgid", "icu_distill", "visual_noise", "entity_swap", "forward_kl", "jsd"):
+        assert name in out
+
+
+def test_eval_writes_a_report(saved_model, world_dir, tmp_path):
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                f"tiny={saved_model}",
+                "--data",
+                str(world_dir),
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]["tiny"]) >= {"forget", "retain", "test", "neighbor", "general"}
+    assert (out / "predictions" / "tiny.jsonl").is_file()
+
+
+def test_quick_demo_writes_its_report(tmp_path):
+    out = tmp_path / "demo"
+    assert (
+        main(["demo", "--quick", "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache")])
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]) == {"base", "oracle", "vgid"}
+    for method in report["methods"].values():
+        for split in ("forget", "test", "retain", "neighbor", "general"):
+            assert (
+                0.0 <= method[split]["rouge_l"] <= 1.0 and 0.0 <= method[split]["fact_acc"] <= 1.0
+            )
+    assert (out / "report.md").read_text().count("|") > 10
+    assert (out / "forget_retain.png").read_bytes()[:4] == b"\x89PNG"
+    # a second run finds base and oracle in the cache
+    assert (
+        main(["demo", "--quick", "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache")])
+        == 0
+    )
+    assert len(list((tmp_path / "cache").iterdir())) == 2

@@ -1,0 +1,90 @@
+import torch
+from transformers import TrainingArguments
+
+from mmunlearn.data.splits import group_by_role
+from mmunlearn.losses.objective import build_method
+from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.loading import LoadedModel
+from mmunlearn.teachers.targets import TeacherContext
+from mmunlearn.training.config import TrainConfig
+from mmunlearn.training.run import add_lora, train
+from mmunlearn.training.trainer import RoleCollator, UnlearnTrainer, frozen_teacher
+
+NO_INTERVENTION = {"prompt": "", "noise": {"kind": "gaussian", "std": 0.0}}
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def test_student_identical_to_teacher_has_zero_loss_at_step_zero(loaded, examples, tmp_path):
+    by_role = group_by_role(examples)
+    method = build_method("vgid", teacher=NO_INTERVENTION)
+    items = [
+        {"forget": f, "retain": r} for f, r in zip(by_role["forget"][:8], by_role["retain"][:8])
+    ]
+    encoder = PromptEncoder(loaded)
+    ctx = TeacherContext(
+        frozen=frozen_teacher(loaded.model, use_adapter_off=False), encoder=encoder
+    )
+    trainer = UnlearnTrainer(
+        model=loaded.model,
+        terms=method.terms,
+        teacher_context=ctx,
+        args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True),
+    )
+    inputs = RoleCollator(encoder)(items)
+    loaded.model.eval()
+    loss = trainer.compute_loss(loaded.model, inputs)
+    assert abs(loss.item()) < 1e-6
+    # ... and a real intervention is not free
+    method = build_method("vgid")
+    trainer.terms = method.terms
+    assert (
+        trainer.compute_loss(loaded.model, inputs).item() > 1e-5
+    )  # untrained: near-uniform outputs
+
+
+def test_one_step_changes_every_trainable_parameter_and_no_frozen_one(loaded, examples, tmp_path):
+    by_role = group_by_role(examples)
+    model = loaded.model
+    unused = {
+        n for n, _ in model.named_parameters() if "post_layernorm" in n
+    }  # LLaVA reads the last hidden state before it
+    before = snapshot(model)
+    config = TrainConfig(steps=1, lr=1e-2, batch_size=4, logging_steps=1)
+    result = train(loaded, build_method("vgid"), by_role, config, tmp_path, progress=False)
+    after = snapshot(result.model)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed == set(before) - unused
+
+
+def test_lora_trains_adapters_only_and_the_teacher_stays_the_base(loaded, examples, tmp_path):
+    by_role = group_by_role(examples)
+    config = TrainConfig(steps=2, lr=1e-2, batch_size=4, lora=True, logging_steps=1)
+    base_before = snapshot(loaded.model)
+    peft_model = add_lora(loaded.model, config)
+    lora_before = {
+        n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad
+    }
+    assert lora_before and all("lora_" in n for n in lora_before)
+    assert not any("vision_tower" in n or "multi_modal_projector" in n for n in lora_before)
+    train(
+        LoadedModel(peft_model, loaded.processor, loaded.kind),
+        build_method("vgid"),
+        by_role,
+        TrainConfig(steps=2, lr=1e-2, batch_size=4, logging_steps=1),
+        tmp_path,
+        progress=False,
+    )
+    for name, param in peft_model.named_parameters():
+        if param.requires_grad:
+            assert not torch.equal(param, lora_before[name]), f"{name} did not change"
+    with peft_model.disable_adapter():
+        base_now = {
+            n.replace("base_model.model.", "").replace(".base_layer", ""): p
+            for n, p in peft_model.named_parameters()
+            if "lora_" not in n
+        }
+    for name, value in base_before.items():
+        assert torch.equal(base_now[name], value), f"frozen {name} changed"
