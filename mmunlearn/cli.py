@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     base.add_argument("--data", required=True, help="world folder written by `mmunlearn world`")
     base.add_argument("--which", choices=("base", "oracle"), default="base")
-    base.add_argument("--steps", type=int, default=900)
+    base.add_argument("--steps", type=int, default=1100)
     base.add_argument("--seed", type=int, default=0)
     base.add_argument(
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"

@@ -40,7 +40,7 @@ TRAINED_ROLES = ("forget", "retain", "neighbor", "practice", "general")
 class PretrainConfig:
     """How the world's base and oracle are trained from scratch (defaults measured on a 2-core CPU)."""
 
-    steps: int = 900
+    steps: int = 1100
     lr: float = 3e-3
     batch_size: int = 64
     warmup_steps: int = 50

@@ -1,0 +1,32 @@
+from pathlib import Path
+
+import pytest
+
+from mmunlearn.training.config import UnlearnConfig, load_config
+
+PRESETS = sorted((Path(__file__).parents[2] / "data" / "presets").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
+def test_every_preset_loads_and_builds_its_method(path):
+    from mmunlearn.losses.objective import build_method
+
+    config = load_config(path, [])
+    assert isinstance(config, UnlearnConfig)
+    build_method(config.method, teacher=config.teacher)
+
+
+def test_overrides_reach_nested_fields_and_numbers_are_coerced():
+    config = load_config(None, ["train.lr=1e-4", "teacher.noise.kind=gaussian", "method=icu_distill"])
+    assert config.train.lr == 1e-4 and isinstance(config.train.lr, float)
+    assert config.teacher == {"noise": {"kind": "gaussian"}}
+    assert config.method == "icu_distill"
+
+
+def test_bad_values_are_named():
+    with pytest.raises(ValueError, match="train.steps='many'"):
+        load_config(None, ["train.steps=many"])
+    with pytest.raises(ValueError, match="key.sub=value"):
+        load_config(None, ["train.steps"])
+    with pytest.raises(ValueError, match="lora_scope"):
+        load_config(None, ["train.lora_scope=everything"])
