@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
 from mmunlearn.evaluation.evaluate import evaluate
@@ -17,7 +19,9 @@ from mmunlearn.evaluation.report import (
     write_predictions,
     write_report,
 )
-from mmunlearn.models.loading import load_model
+from mmunlearn.io import atomic_write_text
+from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.teachers.icu import FORGET_PROMPT
 from mmunlearn.training.config import TrainConfig, UnlearnConfig
 from mmunlearn.training.unlearn import unlearn
 from mmunlearn.training.world_models import PretrainConfig, world_model
@@ -71,8 +75,10 @@ def run_demo(
         summary, rows = evaluate(load_model(path), examples, progress=progress)
         methods[name] = summary
         write_predictions(rows, output_dir / "predictions" / f"{name}.jsonl")
+    probe = in_context_probe(load_model(paths["base"]), examples, progress)
     timings["total_s"] = round(time.perf_counter() - start, 1)
     meta = {
+        "in_context_probe": probe,
         "seed": seed,
         "quick": quick,
         "world": world_config.__dict__,
@@ -81,6 +87,33 @@ def run_demo(
         "timings": timings,
     }
     report = build_report(methods, meta)
-    write_report(report, output_dir)
-    print(render_markdown(report))
+    files = write_report(report, output_dir)
+    markdown = render_markdown(report) + render_probe(probe)
+    atomic_write_text(files["markdown"], markdown)
+    print(markdown)
     return report
+
+
+def in_context_probe(base: LoadedModel, examples: list[Example], progress: bool) -> dict[str, Any]:
+    """Does the base follow "Forget <name> ." (learned on practice people) for other people?
+
+    The base answers forget and retain questions with the prompt naming the person asked about;
+    a transferring instruction lowers both (it is not told which people are the forget set).
+    """
+    chosen = [ex for ex in examples if ex.role in ("forget", "retain")]
+    prompted = [
+        dataclasses.replace(ex, question=f"{FORGET_PROMPT.format(entity=ex.entity)} {ex.question}")
+        for ex in chosen
+    ]
+    summary, _ = evaluate(base, prompted, roles=("forget", "retain"), progress=progress)
+    return summary
+
+
+def render_probe(probe: dict[str, Any]) -> str:
+    lines = ["", "## In-context probe: the base with `Forget <name> .` before each question", ""]
+    lines += ["| split | ROUGE-L | image | text |", "|---|---|---|---|"]
+    for split, node in probe.items():
+        by = node["by_modality"]
+        cells = [f"{by[m]['rouge_l']:.3f}" if m in by else "–" for m in ("image", "text")]
+        lines.append(f"| {split} | {node['rouge_l']:.3f} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"

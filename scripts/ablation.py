@@ -46,13 +46,30 @@ def main() -> None:
     base = world_model(world_dir, "base", default_cache_dir(), PretrainConfig(seed=args.seed))
     examples = load_examples(world_dir)
     base_summary, _ = evaluate(load_model(base), examples, progress=False)
-    columns = [("forget", "image"), ("forget", "text"), ("forget", None), ("test", None), ("retain", None), ("neighbor", None)]
+    columns = [
+        ("forget", "image"),
+        ("forget", "text"),
+        ("forget", None),
+        ("test", None),
+        ("retain", None),
+        ("neighbor", None),
+    ]
     header = "| teacher | " + " | ".join(f"{s}{' ' + m if m else ''}" for s, m in columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
-    lines.append("| base (absolute) | " + " | ".join(f"{cell(base_summary, s, m):.3f}" for s, m in columns) + " |")
+    lines.append(
+        "| base (absolute) | "
+        + " | ".join(f"{cell(base_summary, s, m):.3f}" for s, m in columns)
+        + " |"
+    )
     for name, teacher in VARIANTS.items():
         config = dataclasses.replace(DEMO_UNLEARN, teacher=teacher)
-        model = unlearn(base, world_dir, config, out / name.replace(" ", "_").replace("+", "and"), progress=False)
+        model = unlearn(
+            base,
+            world_dir,
+            config,
+            out / name.replace(" ", "_").replace("+", "and"),
+            progress=False,
+        )
         summary, _ = evaluate(load_model(model), examples, progress=False)
         deltas = [cell(summary, s, m) - cell(base_summary, s, m) for s, m in columns]
         lines.append(f"| {name} | " + " | ".join(f"{d:+.3f}" for d in deltas) + " |")

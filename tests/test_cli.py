@@ -188,7 +188,9 @@ def test_quick_demo_writes_its_report(tmp_path):
             assert (
                 0.0 <= method[split]["rouge_l"] <= 1.0 and 0.0 <= method[split]["fact_acc"] <= 1.0
             )
-    assert (out / "report.md").read_text().count("|") > 10
+    markdown = (out / "report.md").read_text()
+    assert markdown.count("|") > 10 and "In-context probe" in markdown
+    assert set(report["meta"]["in_context_probe"]) == {"forget", "retain"}
     assert (out / "forget_retain.png").read_bytes()[:4] == b"\x89PNG"
     # a second run finds base and oracle in the cache
     assert (

@@ -41,7 +41,7 @@ class PretrainConfig:
     """How the world's base and oracle are trained from scratch (defaults measured on a 2-core CPU)."""
 
     steps: int = 1100
-    lr: float = 3e-3
+    lr: float = 1e-3
     batch_size: int = 64
     warmup_steps: int = 50
     seed: int = 0

@@ -17,7 +17,9 @@ def test_every_preset_loads_and_builds_its_method(path):
 
 
 def test_overrides_reach_nested_fields_and_numbers_are_coerced():
-    config = load_config(None, ["train.lr=1e-4", "teacher.noise.kind=gaussian", "method=icu_distill"])
+    config = load_config(
+        None, ["train.lr=1e-4", "teacher.noise.kind=gaussian", "method=icu_distill"]
+    )
     assert config.train.lr == 1e-4 and isinstance(config.train.lr, float)
     assert config.teacher == {"noise": {"kind": "gaussian"}}
     assert config.method == "icu_distill"

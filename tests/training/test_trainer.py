@@ -21,7 +21,8 @@ def test_student_identical_to_teacher_has_zero_loss_at_step_zero(loaded, example
     by_role = group_by_role(examples)
     method = build_method("vgid", teacher=NO_INTERVENTION)
     items = [
-        {"forget": f, "retain": r} for f, r in zip(by_role["forget"][:8], by_role["retain"][:8])
+        {"forget": f, "retain": r}
+        for f, r in zip(by_role["forget"][:8], by_role["retain"][:8], strict=True)
     ]
     encoder = PromptEncoder(loaded)
     ctx = TeacherContext(
