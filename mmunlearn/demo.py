@@ -32,7 +32,16 @@ log = logging.getLogger(__name__)
 QUICK_WORLD = WorldConfig(
     n_forget=2, n_retain=6, n_practice=2, n_holdout=2, n_general=4, n_unused_names=4
 )
-DEMO_UNLEARN = UnlearnConfig(method="vgid", train=TrainConfig(steps=40, lr=3e-4, batch_size=16))
+# VGID's visual half with entity swap as its in-context half (README, "VGID defaults"): on this
+# world the "Forget <name> ." instruction learned on practice people does not transfer to the
+# forget people (the demo's in-context probe measures it on every run), and naming the person in
+# the teacher's prompt tells the teacher who is in the noised picture. The paper's teacher is
+# `teacher={}` (noise + prompt); scripts/ablation.py compares them.
+DEMO_UNLEARN = UnlearnConfig(
+    method="vgid",
+    teacher={"prompt": "", "swap_names": True},
+    train=TrainConfig(steps=40, lr=3e-4, batch_size=16),
+)
 
 
 def default_cache_dir() -> Path:

@@ -23,10 +23,12 @@ from mmunlearn.training.unlearn import unlearn
 from mmunlearn.training.world_models import PretrainConfig, world_model
 
 VARIANTS = {
-    "noise only": {"prompt": ""},
-    "prompt only": {"noise": "none"},
-    "noise + prompt (vgid default)": {},
-    "noise + prompt + entity swap": {"swap_names": True},
+    "noise only": {"prompt": "", "swap_names": False},
+    "prompt only": {"noise": "none", "prompt": "Forget {entity} .", "swap_names": False},
+    "swap only": {"noise": "none", "prompt": "", "swap_names": True},
+    "noise + prompt (the paper's teacher)": {"prompt": "Forget {entity} .", "swap_names": False},
+    "noise + swap (demo default)": {"prompt": "", "swap_names": True},
+    "noise + prompt + swap": {"prompt": "Forget {entity} .", "swap_names": True},
 }
 
 
