@@ -198,3 +198,49 @@ def test_quick_demo_writes_its_report(tmp_path):
         == 0
     )
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_a_processor_from_another_model_is_refused(
+    saved_model, examples, world_dir, tmp_path, capsys
+):
+    from mmunlearn.models.tiny import build_word_tokenizer
+
+    bigger = build_word_tokenizer(
+        [ex.question for ex in examples] + [f"extra{i}" for i in range(500)]
+    )
+    bigger.save_pretrained(saved_model)  # the tokenizer no longer fits the embedding
+    code = main(
+        [
+            "unlearn",
+            "--model",
+            str(saved_model),
+            "--data",
+            str(world_dir),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    assert "does not belong to this model" in capsys.readouterr().err
+
+
+def test_resume_continues_from_the_last_checkpoint(saved_model, world_dir, tmp_path):
+    out = tmp_path / "resumable"
+    args = [
+        "unlearn",
+        "--model",
+        str(saved_model),
+        "--data",
+        str(world_dir),
+        "--output-dir",
+        str(out),
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.save_steps=2",
+    ]
+    assert main([*args, "--set", "train.steps=2"]) == 0
+    assert (out / "checkpoints" / "checkpoint-2").is_dir()
+    assert main([*args, "--set", "train.steps=4", "--resume"]) == 0
+    log = json.loads((out / "train_log.json").read_text())
+    assert max(entry.get("step", 0) for entry in log) == 4
