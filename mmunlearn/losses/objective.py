@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mmunlearn.losses.divergences import build_loss
+import torch
+
+from mmunlearn.losses.divergences import build_loss, masked_mean
 from mmunlearn.registry import Registry
-from mmunlearn.teachers import build_teacher
+from mmunlearn.teachers import TokenTargets, build_teacher
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,20 @@ class Term:
     @property
     def name(self) -> str:
         return f"{self.role}/{type(self.teacher).__name__}"
+
+
+def term_value(
+    term: Term, logits: torch.Tensor, targets: TokenTargets, labels: torch.Tensor
+) -> torch.Tensor:
+    """The term's scalar before sign and weight.
+
+    Token-level losses: a mean over valid answer tokens. Sequence-level losses (NPO, SimNPO): a
+    mean over sequences that have an answer.
+    """
+    if getattr(term.loss, "level", "token") == "sequence":
+        rows = targets.mask.any(-1)
+        return term.loss(logits, targets, labels)[rows].mean()
+    return masked_mean(term.loss(logits, targets), targets.mask)
 
 
 @dataclass(frozen=True)
@@ -58,57 +75,122 @@ def merged(default: dict[str, Any], override: dict[str, Any] | None) -> dict[str
     return out
 
 
-@METHODS.register("vgid")
-def vgid(
-    teacher: dict | None = None, forget_weight: float = 1.0, retain_weight: float = 1.0
-) -> Method:
-    return Method(
-        name="vgid",
-        description="distil the base on a noised image + in-context forget prompt; KL to base on retain",
-        paper="VGID, arXiv 2606.00105",
-        terms=(
-            Term(
-                "forget",
-                build_teacher(merged({"name": "vgid"}, teacher)),
-                build_loss("forward_kl"),
-                forget_weight,
-            ),
-            Term("retain", build_teacher("base"), build_loss("forward_kl"), retain_weight),
-        ),
-    )
+@dataclass(frozen=True)
+class Preset:
+    """A method as data: forget teacher/loss/sign, which retain term, and the sampler."""
+
+    description: str
+    paper: str
+    forget_teacher: str
+    forget_loss: str
+    forget_sign: int = 1
+    retain: str | None = "kl"  # "kl": KL(base ‖ student); "nll": the retain answers; None
+    sampler: str = "one_to_one_random"
 
 
-@METHODS.register("icu_distill")
-def icu_distill(
-    teacher: dict | None = None, forget_weight: float = 1.0, retain_weight: float = 1.0
-) -> Method:
-    return Method(
-        name="icu_distill",
-        description="distil the base told in-context to forget the entity; KL to base on retain",
-        paper="In-context unlearning, arXiv 2310.07579",
-        terms=(
-            Term(
-                "forget",
-                build_teacher(merged({"name": "icu"}, teacher)),
-                build_loss("forward_kl"),
-                forget_weight,
-            ),
-            Term("retain", build_teacher("base"), build_loss("forward_kl"), retain_weight),
-        ),
-    )
+RETAIN_TERMS = {"kl": ("base", "forward_kl"), "nll": ("labels", "cross_entropy")}
 
-
-@METHODS.register("finetune")
-def finetune(
-    teacher: dict | None = None, forget_weight: float = 1.0, retain_weight: float = 1.0
-) -> Method:
-    return Method(
-        name="finetune",
-        description="plain NLL on the answers (how the base and the oracle are trained)",
-        paper="—",
-        terms=(Term("train", build_teacher("labels"), build_loss("cross_entropy")),),
+PRESETS = {
+    "vgid": Preset(
+        "distil the base on a noised image + in-context forget prompt; KL to base on retain",
+        "VGID, arXiv 2606.00105",
+        "vgid",
+        "forward_kl",
+    ),
+    "icu_distill": Preset(
+        "distil the base told in-context to forget the entity; KL to base on retain",
+        "In-context unlearning, arXiv 2310.07579",
+        "icu",
+        "forward_kl",
+    ),
+    "ga": Preset(
+        "gradient ascent on the forget answers' NLL",
+        "Jang et al., arXiv 2210.01504",
+        "labels",
+        "cross_entropy",
+        -1,
+        retain=None,
+    ),
+    "grad_diff": Preset(
+        "gradient ascent on forget, NLL on retain",
+        "Liu et al., arXiv 2203.12817 (TOFU's GradDiff)",
+        "labels",
+        "cross_entropy",
+        -1,
+        "nll",
+    ),
+    "kl_min": Preset(
+        "gradient ascent on forget, KL to the base on retain",
+        "TOFU, arXiv 2401.06121",
+        "labels",
+        "cross_entropy",
+        -1,
+        "kl",
+    ),
+    "npo": Preset(
+        "negative preference optimisation against the base; NLL on retain",
+        "Zhang et al., arXiv 2404.05868",
+        "base",
+        "npo",
+        1,
+        "nll",
+    ),
+    "simnpo": Preset(
+        "reference-free, length-normalised NPO; NLL on retain",
+        "Fan et al., arXiv 2410.07163",
+        "labels",
+        "simnpo",
+        1,
+        "nll",
+    ),
+    "undial": Preset(
+        "self-distil the base with the gold token's logit lowered by beta",
+        "Dong et al., arXiv 2402.10052",
+        "undial",
+        "cross_entropy",
+        1,
+        retain=None,
+    ),
+    "finetune": Preset(
+        "plain NLL on the answers (how the base and the oracle are trained)",
+        "—",
+        "labels",
+        "cross_entropy",
+        1,
+        retain=None,
         sampler="single",
-    )
+    ),
+}
+
+
+def _build_preset(
+    name: str,
+    preset: Preset,
+    teacher: dict | None = None,
+    loss: dict | None = None,
+    forget_weight: float = 1.0,
+    retain_weight: float = 1.0,
+) -> Method:
+    role = "train" if preset.sampler == "single" else "forget"
+    terms = [
+        Term(
+            role,
+            build_teacher(merged({"name": preset.forget_teacher}, teacher)),
+            build_loss(merged({"name": preset.forget_loss}, loss)),
+            forget_weight,
+            preset.forget_sign,
+        )
+    ]
+    if preset.retain is not None:
+        retain_teacher, retain_loss = RETAIN_TERMS[preset.retain]
+        terms.append(
+            Term("retain", build_teacher(retain_teacher), build_loss(retain_loss), retain_weight)
+        )
+    return Method(name, preset.description, preset.paper, tuple(terms), preset.sampler)
+
+
+for _name, _preset in PRESETS.items():
+    METHODS.register(_name)(functools.partial(_build_preset, _name, _preset))
 
 
 def build_method(name: str, **options: Any) -> Method:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmunlearn.teachers import entity_swap, icu, simple, vgid, visual_noise  # noqa: F401  (register)
+from mmunlearn.teachers import entity_swap, icu, simple, undial, vgid, visual_noise  # noqa: F401
 from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
 from mmunlearn.teachers.visual_noise import VisualNoise
 

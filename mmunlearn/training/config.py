@@ -41,6 +41,7 @@ class TrainConfig:
 class UnlearnConfig:
     method: str = "vgid"
     teacher: dict[str, Any] = field(default_factory=dict)  # merged into the method's forget teacher
+    loss: dict[str, Any] = field(default_factory=dict)  # merged into the method's forget loss
     forget_weight: float = 1.0
     retain_weight: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)

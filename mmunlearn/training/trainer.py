@@ -16,8 +16,7 @@ from torch.utils.data import Dataset
 from transformers import Trainer
 
 from mmunlearn.data.example import Example
-from mmunlearn.losses.divergences import masked_mean
-from mmunlearn.losses.objective import Term
+from mmunlearn.losses.objective import Term, term_value
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.teachers.targets import TeacherContext
@@ -102,7 +101,7 @@ class UnlearnTrainer(Trainer):
             if self.teacher_context is not None:
                 self.teacher_context.device = logits.device
             targets = term.teacher.build(self.teacher_context, batch, labels.detach())
-            value = masked_mean(term.loss(logits, targets), targets.mask)
+            value = term_value(term, logits, targets, labels)
             total = total + term.sign * term.weight * value
             self._term_logs.setdefault(f"loss/{term.name}", []).append(value.item())
         return (total, None) if return_outputs else total

@@ -46,6 +46,7 @@ def unlearn(
     method = build_method(
         config.method,
         teacher=config.teacher,
+        loss=config.loss,
         forget_weight=config.forget_weight,
         retain_weight=config.retain_weight,
     )

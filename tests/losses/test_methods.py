@@ -1,0 +1,30 @@
+import pytest
+import torch
+
+from mmunlearn.data.splits import group_by_role
+from mmunlearn.losses.objective import METHODS, build_method
+from mmunlearn.training.config import TrainConfig
+from mmunlearn.training.run import train
+
+UNLEARNING = [name for name in METHODS.names() if name != "finetune"]
+
+
+@pytest.mark.parametrize("name", UNLEARNING)
+def test_every_method_trains_one_step_and_changes_the_model(name, loaded, examples, tmp_path):
+    before = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
+    config = TrainConfig(steps=1, lr=1e-2, batch_size=4, logging_steps=1)
+    result = train(
+        loaded, build_method(name), group_by_role(examples), config, tmp_path, progress=False
+    )
+    changed = [n for n, p in result.model.named_parameters() if not torch.equal(p, before[n])]
+    assert changed, f"{name} changed no parameter"
+
+
+def test_ascent_methods_have_a_negative_forget_sign():
+    for name in ("ga", "grad_diff", "kl_min"):
+        forget = build_method(name).terms[0]
+        assert forget.role == "forget" and forget.sign == -1
+
+
+def test_loss_options_reach_the_forget_loss():
+    assert build_method("npo", loss={"beta": 0.5}).terms[0].loss.beta == 0.5
