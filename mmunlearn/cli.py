@@ -49,6 +49,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
     )
 
+    cmp = sub.add_parser(
+        "compare",
+        help="several methods on the same world, base and evaluation, side by side",
+        description="Like the demo, but unlearns with every method in --methods from the same "
+        "cached base, with one shared training budget (the demo's), and writes one report.json "
+        "(base, oracle and each method), report.md and the forget-vs-retain plot.",
+    )
+    cmp.add_argument(
+        "--methods",
+        required=True,
+        help="comma-separated, e.g. vgid,ga,npo (see `mmunlearn list methods`)",
+    )
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--output-dir", default="runs/compare")
+    cmp.add_argument(
+        "--quick", action="store_true", help="a tiny world and short training (smoke test)"
+    )
+    cmp.add_argument(
+        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
+    )
+    cmp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting for every method, e.g. --set train.steps=80",
+    )
+
     world = sub.add_parser(
         "world",
         help="generate the synthetic identity world (JSONL + PNG)",
@@ -171,6 +199,14 @@ def run(args: argparse.Namespace) -> int:
         from mmunlearn.demo import run_demo
 
         run_demo(args.output_dir, seed=args.seed, quick=args.quick, cache_dir=args.cache_dir)
+        print(f"\nwrote {args.output_dir}/report.json, report.md, forget_retain.png")
+    elif args.command == "compare":
+        from mmunlearn.demo import run_compare
+
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        if not methods:
+            raise ValueError("--methods is empty; give at least one method name")
+        run_compare(args.output_dir, methods, args.seed, args.quick, args.cache_dir, args.set)
         print(f"\nwrote {args.output_dir}/report.json, report.md, forget_retain.png")
     elif args.command == "world":
         from mmunlearn.data.world import WorldConfig, build_world, save_world

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,16 @@ from mmunlearn.evaluation.report import (
     write_report,
 )
 from mmunlearn.io import atomic_write_text
+from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.teachers.icu import FORGET_PROMPT
-from mmunlearn.training.config import TrainConfig, UnlearnConfig
+from mmunlearn.training.config import (
+    TrainConfig,
+    UnlearnConfig,
+    apply_overrides,
+    from_dict,
+    to_dict,
+)
 from mmunlearn.training.unlearn import unlearn
 from mmunlearn.training.world_models import PretrainConfig, world_model
 
@@ -48,54 +56,104 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MMUNLEARN_CACHE", Path.home() / ".cache" / "mmunlearn"))
 
 
+@dataclass
+class Prepared:
+    """A saved world with its trained (or cached) base and oracle."""
+
+    world_dir: Path
+    world_config: WorldConfig
+    models: dict[str, Path]
+    timings: dict[str, float]
+
+
+def prepare(
+    output_dir: Path, seed: int, quick: bool, cache_dir: str | Path | None, progress: bool
+) -> Prepared:
+    """Write the world to OUTPUT_DIR/world; train or load its base and oracle."""
+    world_config, pretrain = WorldConfig(seed=seed), PretrainConfig(seed=seed)
+    if quick:  # a smoke test of every stage, not a result: the models barely train
+        world_config = dataclasses.replace(QUICK_WORLD, seed=seed)
+        pretrain = PretrainConfig(steps=40, batch_size=32, seed=seed)
+    world_dir = output_dir / "world"
+    save_world(build_world(world_config), world_dir)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    models, timings = {}, {}
+    for which in ("base", "oracle"):
+        begin = time.perf_counter()
+        models[which] = world_model(world_dir, which, cache, pretrain, progress=progress)
+        timings[f"train_{which}_s"] = round(time.perf_counter() - begin, 1)
+    return Prepared(world_dir, world_config, models, timings)
+
+
+def method_config(method: str, quick: bool, overrides: list[str] | None = None) -> UnlearnConfig:
+    """The demo's settings for any method: one shared budget, VGID's teacher as measured."""
+    values = to_dict(DEMO_UNLEARN)
+    values["method"] = method
+    if method != "vgid":
+        values["teacher"] = {}
+    if quick:
+        values["train"].update(steps=4, batch_size=8)
+    return from_dict(UnlearnConfig, apply_overrides(values, list(overrides or [])))
+
+
+def evaluate_all(
+    models: dict[str, Path], examples: list[Example], output_dir: Path, progress: bool
+) -> dict[str, Any]:
+    methods = {}
+    for name, path in models.items():
+        summary, rows = evaluate(load_model(path), examples, progress=progress)
+        methods[name] = summary
+        write_predictions(rows, output_dir / "predictions" / f"{name}.jsonl")
+    return methods
+
+
 def run_demo(
     output_dir: str | Path,
     seed: int = 0,
     quick: bool = False,
     cache_dir: str | Path | None = None,
-    unlearn_config: UnlearnConfig = DEMO_UNLEARN,
     progress: bool = True,
 ) -> dict[str, Any]:
+    return run_compare(output_dir, ("vgid",), seed, quick, cache_dir, progress=progress)
+
+
+def run_compare(
+    output_dir: str | Path,
+    methods: tuple[str, ...],
+    seed: int = 0,
+    quick: bool = False,
+    cache_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Unlearn with each method from the same cached base; evaluate all with the same code."""
     output_dir = Path(output_dir)
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    timings: dict[str, float] = {}
-    world_config = (
-        WorldConfig(seed=seed, n_retain=12, n_practice=4, n_holdout=4, n_general=12)
-        if quick
-        else WorldConfig(seed=seed)
-    )
-    pretrain = PretrainConfig(steps=150, seed=seed) if quick else PretrainConfig(seed=seed)
-    world_dir = output_dir / "world"
     start = time.perf_counter()
-    save_world(build_world(world_config), world_dir)
-    paths = {}
-    for which in ("base", "oracle"):
+    configs = {m: method_config(m, quick, overrides) for m in methods}
+    for config in configs.values():  # an unknown name or setting fails before any training
+        build_method(config.method, teacher=config.teacher, loss=config.loss)
+    prepared = prepare(output_dir, seed, quick, cache_dir, progress)
+    models, timings = dict(prepared.models), prepared.timings
+    for name, config in configs.items():
         begin = time.perf_counter()
-        paths[which] = world_model(world_dir, which, cache_dir, pretrain, progress=progress)
-        timings[f"train_{which}_s"] = round(time.perf_counter() - begin, 1)
-    begin = time.perf_counter()
-    paths["vgid"] = unlearn(
-        paths["base"], world_dir, unlearn_config, output_dir / "vgid", progress=progress
-    )
-    timings["unlearn_s"] = round(time.perf_counter() - begin, 1)
-    examples = load_examples(world_dir)
-    methods = {}
-    for name, path in paths.items():
-        summary, rows = evaluate(load_model(path), examples, progress=progress)
-        methods[name] = summary
-        write_predictions(rows, output_dir / "predictions" / f"{name}.jsonl")
-    probe = in_context_probe(load_model(paths["base"]), examples, progress)
+        models[name] = unlearn(
+            models["base"], prepared.world_dir, config, output_dir / name, progress=progress
+        )
+        timings[f"unlearn_{name}_s"] = round(time.perf_counter() - begin, 1)
+    examples = load_examples(prepared.world_dir)
+    results = evaluate_all(models, examples, output_dir, progress)
+    probe = in_context_probe(load_model(models["base"]), examples, progress)
     timings["total_s"] = round(time.perf_counter() - start, 1)
     meta = {
         "in_context_probe": probe,
         "seed": seed,
         "quick": quick,
-        "world": world_config.__dict__,
-        "unlearn": unlearn_config.method,
-        "models": {k: str(v) for k, v in paths.items()},
+        "world": dataclasses.asdict(prepared.world_config),
+        "configs": {name: to_dict(config) for name, config in configs.items()},
+        "models": {k: str(v) for k, v in models.items()},
         "timings": timings,
     }
-    report = build_report(methods, meta)
+    report = build_report(results, meta)
     files = write_report(report, output_dir)
     markdown = render_markdown(report) + render_probe(probe)
     atomic_write_text(files["markdown"], markdown)

@@ -244,3 +244,40 @@ def test_resume_continues_from_the_last_checkpoint(saved_model, world_dir, tmp_p
     assert main([*args, "--set", "train.steps=4", "--resume"]) == 0
     log = json.loads((out / "train_log.json").read_text())
     assert max(entry.get("step", 0) for entry in log) == 4
+
+
+def test_quick_compare_reports_every_method(tmp_path):
+    out = tmp_path / "cmp"
+    code = main(
+        [
+            "compare",
+            "--methods",
+            "ga,npo",
+            "--quick",
+            "--output-dir",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]) == {"base", "oracle", "ga", "npo"}
+    assert report["meta"]["configs"]["npo"]["train"]["steps"] == 4
+
+
+def test_compare_with_an_unknown_method_fails_before_training(tmp_path, capsys):
+    code = main(
+        [
+            "compare",
+            "--methods",
+            "vgid,gaa",
+            "--output-dir",
+            str(tmp_path / "x"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ]
+    )
+    assert code == 2
+    assert "did you mean 'ga'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
