@@ -16,7 +16,11 @@ def test_every_method_trains_one_step_and_changes_the_model(name, loaded, exampl
     result = train(
         loaded, build_method(name), group_by_role(examples), config, tmp_path, progress=False
     )
-    changed = [n for n, p in result.model.named_parameters() if not torch.equal(p, before[n])]
+    changed = [
+        n
+        for n, p in result.model.named_parameters()
+        if not torch.equal(p.detach().cpu(), before[n])
+    ]
     assert changed, f"{name} changed no parameter"
 
 

@@ -14,7 +14,7 @@ NO_INTERVENTION = {"prompt": "", "noise": {"kind": "gaussian", "std": 0.0}}
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in module.named_parameters()}
+    return {name: p.detach().cpu().clone() for name, p in module.named_parameters()}
 
 
 def test_student_identical_to_teacher_has_zero_loss_at_step_zero(loaded, examples, tmp_path):
@@ -80,7 +80,9 @@ def test_lora_trains_adapters_only_and_the_teacher_stays_the_base(loaded, exampl
     )
     for name, param in peft_model.named_parameters():
         if param.requires_grad:
-            assert not torch.equal(param, lora_before[name]), f"{name} did not change"
+            assert not torch.equal(param.detach().cpu(), lora_before[name].cpu()), (
+                f"{name} did not change"
+            )
     with peft_model.disable_adapter():
         base_now = {
             n.replace("base_model.model.", "").replace(".base_layer", ""): p
@@ -88,4 +90,4 @@ def test_lora_trains_adapters_only_and_the_teacher_stays_the_base(loaded, exampl
             if "lora_" not in n
         }
     for name, value in base_before.items():
-        assert torch.equal(base_now[name], value), f"frozen {name} changed"
+        assert torch.equal(base_now[name].detach().cpu(), value), f"frozen {name} changed"
