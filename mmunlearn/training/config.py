@@ -42,6 +42,7 @@ class UnlearnConfig:
     method: str = "vgid"
     teacher: dict[str, Any] = field(default_factory=dict)  # merged into the method's forget teacher
     loss: dict[str, Any] = field(default_factory=dict)  # merged into the method's forget loss
+    sampler: str = ""  # empty: the method's own; e.g. `modular` (MELU) for any method
     forget_weight: float = 1.0
     retain_weight: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)

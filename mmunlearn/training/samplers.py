@@ -47,3 +47,37 @@ def single(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list
     return [
         {"train": ex} for ex in _cycled(_require(by_role, "train"), random.Random(seed), num_items)
     ]
+
+
+@SAMPLERS.register("modular")
+def modular(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """MELU's modular sampling (arXiv 2509.05316).
+
+    A module is a forget person with their neighbours (rows with role `neighbor` and
+    `meta.module` = the person). Within a module the person's forget rows are cycled to the
+    module's size, one per neighbour row; general-knowledge rows and neighbours in no module are
+    paired with a random forget row. Passes repeat, reshuffled, until `num_items` are drawn.
+    """
+    rng = random.Random(seed)
+    forget = _require(by_role, "forget")
+    retain_rows = by_role.get("neighbor", []) + by_role.get("general", [])
+    if not retain_rows:
+        raise ValueError("the modular sampler needs rows with role 'neighbor' or 'general'")
+    own: dict[str, list[Example]] = {}
+    for ex in forget:
+        own.setdefault(ex.entity, []).append(ex)
+    pairs: list[Item] = []
+    while len(pairs) < max(num_items, 1):
+        modules: dict[str | None, list[Example]] = {}
+        for ex in retain_rows:
+            module = ex.meta.get("module", ex.meta.get("neighbor_of"))
+            module = module if module in own else None
+            modules.setdefault(module, []).append(ex)
+        for module, rows in modules.items():
+            rows = rng.sample(rows, k=len(rows))
+            if module is None:
+                pairs += [{"forget": rng.choice(forget), "retain": ex} for ex in rows]
+                continue
+            cycle = rng.sample(own[module], k=len(own[module]))
+            pairs += [{"forget": cycle[i % len(cycle)], "retain": ex} for i, ex in enumerate(rows)]
+    return pairs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import load_model
 from mmunlearn.training.config import UnlearnConfig, to_dict
 from mmunlearn.training.run import train, write_run_info
+from mmunlearn.training.samplers import SAMPLERS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ def unlearn(
         forget_weight=config.forget_weight,
         retain_weight=config.retain_weight,
     )
+    if config.sampler:
+        SAMPLERS.get(config.sampler)  # an unknown name fails here, with the known ones
+        method = dataclasses.replace(method, sampler=config.sampler)
     missing = [role for role in method.roles if not any(ex.role == role for ex in examples)]
     if missing:
         raise ValueError(f"{data_path}: method {method.name!r} needs rows with role(s) {missing}")
