@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mmunlearn.data.example import Example
 from mmunlearn.losses.divergences import build_loss, masked_mean
 from mmunlearn.registry import Registry
 from mmunlearn.teachers import TokenTargets, build_teacher
@@ -58,8 +60,25 @@ class Method:
     sampler: str = "one_to_one_random"
 
     @property
-    def roles(self) -> tuple[str, ...]:
+    def batch_roles(self) -> tuple[str, ...]:
+        """The batches a step needs: a data role, or `role:view` (e.g. `forget:idk`)."""
         return tuple(dict.fromkeys(term.role for term in self.terms))
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The data roles the sampler must provide."""
+        return tuple(dict.fromkeys(role.partition(":")[0] for role in self.batch_roles))
+
+
+def idk_view(example: Example) -> Example:
+    """The example answered with its first "I don't know"-style alternative (IdK methods)."""
+    if not example.alt_answers:
+        raise ValueError(f"example {example.id!r} has no alt_answers; the IdK view needs one")
+    return dataclasses.replace(example, answer=example.alt_answers[0])
+
+
+VIEWS: Registry[Callable[[Example], Example]] = Registry("data view")
+VIEWS.register("idk")(idk_view)
 
 
 METHODS: Registry[Callable[..., Method]] = Registry("method")
@@ -85,6 +104,7 @@ class Preset:
     forget_loss: str
     forget_sign: int = 1
     retain: str | None = "kl"  # "kl": KL(base ‖ student); "nll": the retain answers; None
+    forget_role: str = "forget"  # or a view of it, e.g. "forget:idk"
     sampler: str = "one_to_one_random"
 
 
@@ -143,6 +163,15 @@ PRESETS = {
         1,
         "nll",
     ),
+    "idk": Preset(
+        'NLL on an "I don\'t know" answer to each forget question; NLL on retain',
+        "TOFU, arXiv 2401.06121 (IdK)",
+        "labels",
+        "cross_entropy",
+        1,
+        "nll",
+        forget_role="forget:idk",
+    ),
     "undial": Preset(
         "self-distil the base with the gold token's logit lowered by beta",
         "Dong et al., arXiv 2402.10052",
@@ -171,7 +200,7 @@ def _build_preset(
     forget_weight: float = 1.0,
     retain_weight: float = 1.0,
 ) -> Method:
-    role = "train" if preset.sampler == "single" else "forget"
+    role = "train" if preset.sampler == "single" else preset.forget_role
     terms = [
         Term(
             role,

@@ -108,7 +108,7 @@ def train(
         model=model,
         args=args,
         train_dataset=ItemDataset(items),
-        data_collator=RoleCollator(encoder, augment),
+        data_collator=RoleCollator(encoder, augment, method.batch_roles),
         terms=method.terms,
         teacher_context=context,
     )

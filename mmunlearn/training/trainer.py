@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from transformers import Trainer
 
 from mmunlearn.data.example import Example
-from mmunlearn.losses.objective import Term, term_value
+from mmunlearn.losses.objective import VIEWS, Term, term_value
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.teachers.targets import TeacherContext
@@ -40,16 +40,26 @@ class ItemDataset(Dataset):
 
 
 class RoleCollator:
-    """Items → {role: left-padded batch}; optional image augmentation (base training)."""
+    """Items → {batch role: left-padded batch}; `role:view` batches are views of a role's rows
+    (e.g. `forget:idk`); optional image augmentation (base training)."""
 
-    def __init__(self, encoder: PromptEncoder, augment: Augment | None = None) -> None:
+    def __init__(
+        self,
+        encoder: PromptEncoder,
+        augment: Augment | None = None,
+        batch_roles: tuple[str, ...] | None = None,
+    ) -> None:
         self.encoder = encoder
         self.augment = augment
+        self.batch_roles = batch_roles
 
     def __call__(self, items: list[dict[str, Example]]) -> dict[str, dict[str, Any]]:
         batches = {}
-        for role in items[0]:
-            examples = [item[role] for item in items]
+        for role in self.batch_roles or tuple(items[0]):
+            source, _, view = role.partition(":")
+            examples = [item[source] for item in items]
+            if view:
+                examples = [VIEWS.get(view)(ex) for ex in examples]
             batch = self.encoder.collate(examples, [self.encoder.encode(ex) for ex in examples])
             if self.augment is not None and "pixel_values" in batch:
                 batch["pixel_values"] = self.augment(batch["pixel_values"])

@@ -32,3 +32,20 @@ def test_ascent_methods_have_a_negative_forget_sign():
 
 def test_loss_options_reach_the_forget_loss():
     assert build_method("npo", loss={"beta": 0.5}).terms[0].loss.beta == 0.5
+
+
+def test_idk_trains_on_the_i_dont_know_answer(examples):
+    from mmunlearn.losses.objective import VIEWS
+
+    method = build_method("idk")
+    assert method.batch_roles == ("forget:idk", "retain") and method.roles == ("forget", "retain")
+    forget = next(ex for ex in examples if ex.role == "forget")
+    assert VIEWS.get("idk")(forget).answer == forget.alt_answers[0] != forget.answer
+
+
+def test_a_view_without_alternatives_is_a_clear_error():
+    from mmunlearn.data.example import Example
+    from mmunlearn.losses.objective import idk_view
+
+    with pytest.raises(ValueError, match="no alt_answers"):
+        idk_view(Example(id="x1", entity="e", role="forget", question="q?", answer="a"))
