@@ -69,6 +69,19 @@ def test_unlearn_with_lora_writes_a_merged_model(saved_model, world_dir, tmp_pat
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
+def unlearn_args(model, data, output_dir, *extra):
+    return [
+        "unlearn",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--output-dir",
+        str(output_dir),
+        *extra,
+    ]
+
+
 def copy_world(world_dir, tmp_path):
     copy = tmp_path / "world"
     shutil.copytree(world_dir, copy)
@@ -78,17 +91,7 @@ def copy_world(world_dir, tmp_path):
 def test_empty_forget_split_is_a_clear_error(saved_model, world_dir, tmp_path, capsys):
     data = copy_world(world_dir, tmp_path)
     (data / "forget.jsonl").write_text("")
-    code = main(
-        [
-            "unlearn",
-            "--model",
-            str(saved_model),
-            "--data",
-            str(data),
-            "--output-dir",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = main(unlearn_args(str(saved_model), str(data), str(tmp_path / "o")))
     assert code == 2
     assert "no rows with role 'forget'" in capsys.readouterr().err
 
@@ -99,34 +102,14 @@ def test_forget_person_also_in_retain_is_a_clear_error(saved_model, world_dir, t
     rows = (data / "retain.jsonl").read_text().splitlines()
     leaked = {**json.loads(rows[0]), "entity": forget_row["entity"]}
     (data / "retain.jsonl").write_text("\n".join([json.dumps(leaked), *rows[1:]]) + "\n")
-    code = main(
-        [
-            "unlearn",
-            "--model",
-            str(saved_model),
-            "--data",
-            str(data),
-            "--output-dir",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = main(unlearn_args(str(saved_model), str(data), str(tmp_path / "o")))
     assert code == 2
     err = capsys.readouterr().err
     assert forget_row["entity"] in err and "retain" in err
 
 
 def test_missing_model_directory_is_a_clear_error(world_dir, tmp_path, capsys):
-    code = main(
-        [
-            "unlearn",
-            "--model",
-            str(tmp_path / "nope"),
-            "--data",
-            str(world_dir),
-            "--output-dir",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = main(unlearn_args(str(tmp_path / "nope"), str(world_dir), str(tmp_path / "o")))
     assert code == 2
     assert "no config.json" in capsys.readouterr().err
 
@@ -209,17 +192,7 @@ def test_a_processor_from_another_model_is_refused(
         [ex.question for ex in examples] + [f"extra{i}" for i in range(500)]
     )
     bigger.save_pretrained(saved_model)  # the tokenizer no longer fits the embedding
-    code = main(
-        [
-            "unlearn",
-            "--model",
-            str(saved_model),
-            "--data",
-            str(world_dir),
-            "--output-dir",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = main(unlearn_args(str(saved_model), str(world_dir), str(tmp_path / "o")))
     assert code == 2
     assert "does not belong to this model" in capsys.readouterr().err
 
