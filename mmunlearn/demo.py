@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from mmunlearn.data.world import WorldConfig, build_world, save_world
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.evaluation.report import (
     build_report,
+    plot_trajectories,
     render_markdown,
     write_predictions,
     write_report,
@@ -91,8 +93,9 @@ def method_config(method: str, quick: bool, overrides: list[str] | None = None) 
     values["method"] = method
     if method != "vgid":
         values["teacher"] = {}
+    values["train"]["eval_every"] = 10
     if quick:
-        values["train"].update(steps=4, batch_size=8)
+        values["train"].update(steps=4, batch_size=8, eval_every=2)
     return from_dict(UnlearnConfig, apply_overrides(values, list(overrides or [])))
 
 
@@ -143,9 +146,16 @@ def run_compare(
     examples = load_examples(prepared.world_dir)
     results = evaluate_all(models, examples, output_dir, progress)
     probe = in_context_probe(load_model(models["base"]), examples, progress)
+    trajectories = {
+        name: json.loads((output_dir / name / "trajectory.json").read_text())
+        for name in configs
+        if (output_dir / name / "trajectory.json").is_file()
+    }
+    plot_trajectories(trajectories, output_dir / "trajectory.png")
     timings["total_s"] = round(time.perf_counter() - start, 1)
     meta = {
         "in_context_probe": probe,
+        "trajectories": trajectories,
         "seed": seed,
         "quick": quick,
         "world": dataclasses.asdict(prepared.world_config),

@@ -165,3 +165,46 @@ def write_report(report: dict[str, Any], directory: str | os.PathLike) -> dict[s
 def write_predictions(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write per-question rows (from `score_predictions`) as JSON lines."""
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def plot_trajectories(
+    trajectories: dict[str, list[dict[str, Any]]], path: str | os.PathLike
+) -> None:
+    """Forget (solid) and retain (dashed) ROUGE-L against training step, one colour per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, (name, points) in enumerate(sorted(trajectories.items())):
+        if not points:
+            continue
+        steps = [p["step"] for p in points]
+        colour = f"C{i % 10}"
+        ax.plot(
+            steps,
+            [p.get("forget", float("nan")) for p in points],
+            "-o",
+            color=colour,
+            label=f"{name} forget",
+        )
+        ax.plot(
+            steps,
+            [p.get("retain", float("nan")) for p in points],
+            "--",
+            color=colour,
+            label=f"{name} retain",
+        )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("ROUGE-L")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Forget (solid) and retain (dashed) ROUGE-L during unlearning")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)

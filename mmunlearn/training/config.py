@@ -26,6 +26,7 @@ class TrainConfig:
     lora_scope: str = "language_model"
     save_steps: int = 0  # 0: only the final model; >0: resumable checkpoints every N steps
     logging_steps: int = 10
+    eval_every: int = 0  # >0: forget/retain ROUGE-L every N steps → trajectory.json
     seed: int = 0
 
     def __post_init__(self) -> None:

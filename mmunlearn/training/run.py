@@ -25,6 +25,7 @@ from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.samplers import SAMPLERS
 from mmunlearn.training.trainer import ItemDataset, RoleCollator, UnlearnTrainer, frozen_teacher
+from mmunlearn.training.trajectory import TrajectoryCallback
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def train(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     resume: bool = False,
     progress: bool = True,
+    eval_examples: list[Example] | None = None,
 ) -> LoadedModel:
     """Train `loaded.model` with `method` and write the merged model + processor to `output_dir`."""
     output_dir = Path(output_dir)
@@ -112,6 +114,12 @@ def train(
         terms=method.terms,
         teacher_context=context,
     )
+    trajectory = None
+    if config.eval_every and eval_examples:
+        trajectory = TrajectoryCallback(
+            loaded.processor, loaded.kind, eval_examples, config.eval_every
+        )
+        trainer.add_callback(trajectory)
     if context is not None and not config.lora:
         context.frozen.model.to(args.device)  # type: ignore[attr-defined]
     checkpoint = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
@@ -122,6 +130,8 @@ def train(
     if trainer.is_world_process_zero():
         save_atomically(result, output_dir / "model")
         atomic_write_json(output_dir / "train_log.json", trainer.state.log_history)
+        if trajectory is not None:
+            atomic_write_json(output_dir / "trajectory.json", trajectory.points)
     return result
 
 

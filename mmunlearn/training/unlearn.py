@@ -78,5 +78,6 @@ def unlearn(
         swap_name_pool(data_path, examples),
         resume=resume,
         progress=progress,
+        eval_examples=examples,
     )
     return output_dir / "model"

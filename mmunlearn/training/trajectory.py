@@ -1,0 +1,35 @@
+"""Forget and retain ROUGE-L measured during training: methods that cross a threshold and then
+collapse or drift show it here, not in the last numbers alone (shared/DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback
+
+from mmunlearn.data.example import Example
+from mmunlearn.evaluation.evaluate import evaluate
+from mmunlearn.models.loading import LoadedModel
+
+TRAJECTORY_ROLES = ("forget", "retain")
+
+
+class TrajectoryCallback(TrainerCallback):
+    """Every `every` steps (and at the last), greedy-evaluate the student on a few splits."""
+
+    def __init__(self, processor: Any, kind: str, examples: list[Example], every: int) -> None:
+        self.processor, self.kind, self.every = processor, kind, every
+        self.examples = [ex for ex in examples if ex.role in TRAJECTORY_ROLES]
+        self.points: list[dict[str, Any]] = []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+        step = state.global_step
+        if model is None or not (step % self.every == 0 or step == state.max_steps):
+            return control
+        was_training = model.training
+        summary, _ = evaluate(
+            LoadedModel(model, self.processor, self.kind), self.examples, progress=False
+        )
+        model.train(was_training)
+        self.points.append({"step": step, **{r: summary[r]["rouge_l"] for r in summary}})
+        return control
