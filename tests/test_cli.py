@@ -175,7 +175,7 @@ def test_quick_demo_writes_its_report(tmp_path):
     assert markdown.count("|") > 10 and "In-context probe" in markdown
     assert set(report["meta"]["in_context_probe"]) == {"forget", "retain"}
     steps = [point["step"] for point in report["meta"]["trajectories"]["vgid"]]
-    assert steps == [2, 4]  # eval_every=2 over 4 quick steps
+    assert steps == [0, 2, 4]  # the start, then eval_every=2 over 4 quick steps
     assert (out / "trajectory.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "forget_retain.png").read_bytes()[:4] == b"\x89PNG"
     # a second run finds base and oracle in the cache

@@ -22,14 +22,21 @@ class TrajectoryCallback(TrainerCallback):
         self.examples = [ex for ex in examples if ex.role in TRAJECTORY_ROLES]
         self.points: list[dict[str, Any]] = []
 
+    def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+        if model is not None and state.global_step == 0:
+            self._measure(model, 0)
+        return control
+
     def on_step_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
         step = state.global_step
-        if model is None or not (step % self.every == 0 or step == state.max_steps):
-            return control
+        if model is not None and (step % self.every == 0 or step == state.max_steps):
+            self._measure(model, step)
+        return control
+
+    def _measure(self, model: Any, step: int) -> None:
         was_training = model.training
         summary, _ = evaluate(
             LoadedModel(model, self.processor, self.kind), self.examples, progress=False
         )
         model.train(was_training)
         self.points.append({"step": step, **{r: summary[r]["rouge_l"] for r in summary}})
-        return control
