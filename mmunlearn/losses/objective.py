@@ -58,11 +58,13 @@ class Method:
     paper: str
     terms: tuple[Term, ...]
     sampler: str = "one_to_one_random"
+    phases: tuple[Method, ...] = ()  # run in order, the steps split evenly; `terms` then unused
 
     @property
     def batch_roles(self) -> tuple[str, ...]:
         """The batches a step needs: a data role, or `role:view` (e.g. `forget:idk`)."""
-        return tuple(dict.fromkeys(term.role for term in self.terms))
+        terms = [t for phase in self.phases for t in phase.terms] if self.phases else self.terms
+        return tuple(dict.fromkeys(term.role for term in terms))
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -220,6 +222,42 @@ def _build_preset(
 
 for _name, _preset in PRESETS.items():
     METHODS.register(_name)(functools.partial(_build_preset, _name, _preset))
+
+
+@METHODS.register("sequential")
+def sequential(
+    teacher: dict | None = None,
+    loss: dict | None = None,
+    forget_weight: float = 1.0,
+    retain_weight: float = 1.0,
+) -> Method:
+    """Phase 1 stabilises on retain (NLL); phase 2 is negative fine-tuning on forget (gradient
+    ascent; `--set loss.name=npo` for NPO against the phase-1 model) with NLL on retain."""
+    stabilise = Method(
+        "sequential/stabilise",
+        "NLL on retain",
+        "",
+        (Term("retain", build_teacher("labels"), build_loss("cross_entropy"), retain_weight),),
+    )
+    forget_loss = build_loss(merged({"name": "cross_entropy"}, loss))
+    ascent = getattr(forget_loss, "level", "token") == "token"
+    forget_teacher = build_teacher(merged({"name": "labels" if ascent else "base"}, teacher))
+    negative = Method(
+        "sequential/forget",
+        "negative fine-tuning on forget, NLL on retain",
+        "",
+        (
+            Term("forget", forget_teacher, forget_loss, forget_weight, -1 if ascent else 1),
+            Term("retain", build_teacher("labels"), build_loss("cross_entropy"), retain_weight),
+        ),
+    )
+    return Method(
+        "sequential",
+        "stabilise on retain, then negative fine-tuning on forget (two phases)",
+        "sequential unlearning (stabilise, then forget), cf. MELU arXiv 2509.05316",
+        (),
+        phases=(stabilise, negative),
+    )
 
 
 def build_method(name: str, **options: Any) -> Method:

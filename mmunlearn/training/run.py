@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -73,6 +74,10 @@ def train(
 ) -> LoadedModel:
     """Train `loaded.model` with `method` and write the merged model + processor to `output_dir`."""
     output_dir = Path(output_dir)
+    if method.phases:
+        return train_phases(
+            loaded, method, by_role, config, output_dir, swap_names, progress, eval_examples
+        )
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
@@ -133,6 +138,35 @@ def train(
         if trajectory is not None:
             atomic_write_json(output_dir / "trajectory.json", trajectory.points)
     return result
+
+
+def train_phases(
+    loaded: LoadedModel,
+    method: Method,
+    by_role: dict[str, list[Example]],
+    config: TrainConfig,
+    output_dir: Path,
+    swap_names: tuple[str, ...],
+    progress: bool,
+    eval_examples: list[Example] | None,
+) -> LoadedModel:
+    """Each phase continues from the previous one's model (whose frozen copy is its teacher)."""
+    per_phase = max(1, config.steps // len(method.phases))
+    for i, phase in enumerate(method.phases):
+        log.info("phase %d/%d: %s (%d steps)", i + 1, len(method.phases), phase.name, per_phase)
+        phase_config = dataclasses.replace(config, steps=per_phase)
+        loaded = train(
+            loaded,
+            phase,
+            by_role,
+            phase_config,
+            output_dir / f"phase{i + 1}",
+            swap_names,
+            progress=progress,
+            eval_examples=eval_examples,
+        )
+    save_atomically(loaded, output_dir / "model")
+    return loaded
 
 
 def save_atomically(loaded: LoadedModel, directory: Path) -> None:

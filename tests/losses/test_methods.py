@@ -49,3 +49,14 @@ def test_a_view_without_alternatives_is_a_clear_error():
 
     with pytest.raises(ValueError, match="no alt_answers"):
         idk_view(Example(id="x1", entity="e", role="forget", question="q?", answer="a"))
+
+
+def test_sequential_runs_its_phases_in_order(loaded, examples, tmp_path):
+    method = build_method("sequential")
+    assert [p.name for p in method.phases] == ["sequential/stabilise", "sequential/forget"]
+    assert method.phases[1].terms[0].sign == -1
+    assert build_method("sequential", loss={"name": "npo"}).phases[1].terms[0].sign == 1
+    config = TrainConfig(steps=2, lr=1e-2, batch_size=2, logging_steps=1)
+    train(loaded, method, group_by_role(examples), config, tmp_path, progress=False)
+    assert (tmp_path / "phase1" / "model").is_dir() and (tmp_path / "phase2" / "model").is_dir()
+    assert (tmp_path / "model" / "config.json").is_file()
