@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from mmunlearn.evaluation.report import SPLITS
+
 EPILOG = "Every subcommand has its own --help. Docs: README.md."
 
 
@@ -139,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--data", required=True)
     ev.add_argument("--output-dir", required=True)
-    ev.add_argument("--splits", default="forget,test,retain,neighbor,general,holdout")
+    ev.add_argument("--splits", default=",".join(SPLITS), help="comma-separated roles to evaluate")
 
     lst = sub.add_parser("list", help="list registered methods, teachers, losses, samplers")
     lst.add_argument(

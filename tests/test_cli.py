@@ -17,24 +17,19 @@ def saved_model(loaded, tmp_path):
     return path
 
 
+def unlearn_args(model, data, output_dir, *settings, method=None):
+    """`mmunlearn unlearn` arguments; each setting becomes `--set KEY=VALUE`."""
+    args = ["unlearn", "--model", str(model), "--data", str(data), "--output-dir", str(output_dir)]
+    args += ["--method", method] if method else []
+    return args + [item for setting in settings for item in ("--set", setting)]
+
+
 def test_unlearn_a_saved_model_and_load_the_result_back(saved_model, world_dir, tmp_path):
     out = tmp_path / "out"
     code = main(
-        [
-            "unlearn",
-            "--model",
-            str(saved_model),
-            "--data",
-            str(world_dir),
-            "--method",
-            "vgid",
-            "--output-dir",
-            str(out),
-            "--set",
-            "train.steps=2",
-            "--set",
-            "train.batch_size=4",
-        ]
+        unlearn_args(
+            saved_model, world_dir, out, "train.steps=2", "train.batch_size=4", method="vgid"
+        )
     )
     assert code == 0
     model = AutoModelForImageTextToText.from_pretrained(out / "model")
@@ -48,38 +43,13 @@ def test_unlearn_a_saved_model_and_load_the_result_back(saved_model, world_dir, 
 def test_unlearn_with_lora_writes_a_merged_model(saved_model, world_dir, tmp_path):
     out = tmp_path / "lora"
     code = main(
-        [
-            "unlearn",
-            "--model",
-            str(saved_model),
-            "--data",
-            str(world_dir),
-            "--output-dir",
-            str(out),
-            "--set",
-            "train.steps=1",
-            "--set",
-            "train.batch_size=2",
-            "--set",
-            "train.lora=true",
-        ]
+        unlearn_args(
+            saved_model, world_dir, out, "train.steps=1", "train.batch_size=2", "train.lora=true"
+        )
     )
     assert code == 0
     model = AutoModelForImageTextToText.from_pretrained(out / "model")
     assert not any("lora" in name for name, _ in model.named_parameters())
-
-
-def unlearn_args(model, data, output_dir, *extra):
-    return [
-        "unlearn",
-        "--model",
-        str(model),
-        "--data",
-        str(data),
-        "--output-dir",
-        str(output_dir),
-        *extra,
-    ]
 
 
 def copy_world(world_dir, tmp_path):
@@ -115,15 +85,7 @@ def test_missing_model_directory_is_a_clear_error(world_dir, tmp_path, capsys):
 
 
 def test_unknown_setting_and_method_are_named(saved_model, world_dir, tmp_path, capsys):
-    base = [
-        "unlearn",
-        "--model",
-        str(saved_model),
-        "--data",
-        str(world_dir),
-        "--output-dir",
-        str(tmp_path / "o"),
-    ]
+    base = unlearn_args(saved_model, world_dir, tmp_path / "o")
     assert main([*base, "--set", "train.lrr=1"]) == 2
     assert "unknown config key 'train.lrr'" in capsys.readouterr().err
     assert main([*base, "--method", "vgdi"]) == 2
@@ -202,19 +164,7 @@ def test_a_processor_from_another_model_is_refused(
 
 def test_resume_continues_from_the_last_checkpoint(saved_model, world_dir, tmp_path):
     out = tmp_path / "resumable"
-    args = [
-        "unlearn",
-        "--model",
-        str(saved_model),
-        "--data",
-        str(world_dir),
-        "--output-dir",
-        str(out),
-        "--set",
-        "train.batch_size=2",
-        "--set",
-        "train.save_steps=2",
-    ]
+    args = unlearn_args(saved_model, world_dir, out, "train.batch_size=2", "train.save_steps=2")
     assert main([*args, "--set", "train.steps=2"]) == 0
     assert (out / "checkpoints" / "checkpoint-2").is_dir()
     assert main([*args, "--set", "train.steps=4", "--resume"]) == 0

@@ -8,9 +8,10 @@ from typing import Any
 from mmunlearn.data.example import Example
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.metrics import score_predictions, summarise
+from mmunlearn.evaluation.report import SPLITS
 from mmunlearn.models.loading import LoadedModel
 
-EVAL_ROLES = ("forget", "test", "retain", "neighbor", "general", "holdout")
+EVAL_ROLES = SPLITS
 
 
 def evaluate(

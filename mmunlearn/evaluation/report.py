@@ -12,6 +12,7 @@ from typing import Any
 from mmunlearn.data.example import MODALITIES
 from mmunlearn.io import atomic_write_json, atomic_write_text
 
+# The splits every report shows, in this order (also what `evaluate` scores by default).
 SPLITS = ("forget", "test", "retain", "neighbor", "general", "holdout")
 MINUS = "\u2212"
 MISSING = "\u2013"  # en dash
@@ -182,20 +183,9 @@ def plot_trajectories(
             continue
         steps = [p["step"] for p in points]
         colour = f"C{i % 10}"
-        ax.plot(
-            steps,
-            [p.get("forget", float("nan")) for p in points],
-            "-o",
-            color=colour,
-            label=f"{name} forget",
-        )
-        ax.plot(
-            steps,
-            [p.get("retain", float("nan")) for p in points],
-            "--",
-            color=colour,
-            label=f"{name} retain",
-        )
+        for split, style in (("forget", "-o"), ("retain", "--")):
+            values = [p.get(split, float("nan")) for p in points]
+            ax.plot(steps, values, style, color=colour, label=f"{name} {split}")
     ax.set_xlabel("training step")
     ax.set_ylabel("ROUGE-L")
     ax.set_ylim(0, 1.05)

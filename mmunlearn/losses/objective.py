@@ -14,6 +14,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.losses.divergences import build_loss, masked_mean
 from mmunlearn.registry import Registry
 from mmunlearn.teachers import TokenTargets, build_teacher
+from mmunlearn.teachers.targets import Teacher
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Term:
     """sign · weight · masked_mean(loss(student, teacher(batch[role])))."""
 
     role: str
-    teacher: Any
+    teacher: Teacher
     loss: Any
     weight: float = 1.0
     sign: int = 1  # +1 moves the student toward the target, −1 away from it (ascent)

@@ -9,7 +9,6 @@ positions of the sequence (`logits_to_keep`), never a full (B, T, V) tensor.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -152,7 +151,3 @@ def answer_length(labels: torch.Tensor) -> int:
 def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     keys = ("input_ids", "attention_mask", "position_ids", "pixel_values")
     return {k: batch[k] for k in keys if k in batch}
-
-
-def image_path_exists(path: str | None) -> bool:
-    return path is None or Path(path).is_file()

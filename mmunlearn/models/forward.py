@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from mmunlearn.models.encoding import IGNORE_INDEX, answer_length, model_inputs
+from mmunlearn.models.encoding import answer_length, model_inputs
 
 
 def answer_logits(
@@ -23,7 +23,3 @@ def answer_logits(
     logits = out.logits[:, :-1]  # (B, K, V)
     labels = batch["labels"][:, -k:]  # (B, K)
     return logits, labels
-
-
-def answer_mask(labels: torch.Tensor) -> torch.Tensor:
-    return labels != IGNORE_INDEX

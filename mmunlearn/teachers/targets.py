@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -37,7 +37,6 @@ class TeacherContext:
 
     frozen: Callable[[], contextlib.AbstractContextManager[torch.nn.Module]]
     encoder: PromptEncoder
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     swap_names: tuple[str, ...] = ()
     seed: int = 0
 
@@ -48,7 +47,8 @@ class TeacherContext:
         answers end at the last position, and we check the K answer tokens agree exactly.
         """
         with torch.inference_mode(), self.frozen() as model:
-            logits, labels = answer_logits(model, to_device(batch, self.device))
+            device = next(model.parameters()).device
+            logits, labels = answer_logits(model, to_device(batch, device))
             k = expected_labels.shape[1]
             logits, labels = logits[:, -k:], labels[:, -k:]
             if not torch.equal(labels, expected_labels):

@@ -91,7 +91,7 @@ def noised_batch(
     examples = batch["examples"]
     keys = [examples[row].id for row in batch["image_rows"].tolist()]
     bounds = pixel_bounds(ctx.encoder.loaded.processor)
-    return {**batch, "pixel_values": noise.apply(batch["pixel_values"].cpu(), keys, bounds, draw)}
+    return {**batch, "pixel_values": noise.apply(batch["pixel_values"], keys, bounds, draw)}
 
 
 @TEACHERS.register("visual_noise")

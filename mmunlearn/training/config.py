@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
-LORA_SCOPES = ("language_model", "projector", "vision_tower", "all")
+from mmunlearn.models.lora import LORA_TARGETS
+
+LORA_SCOPES = tuple(LORA_TARGETS)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
 from collections.abc import Callable
 from importlib import metadata
@@ -22,6 +23,8 @@ from mmunlearn.io import atomic_write_json
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.loading import LoadedModel
+from mmunlearn.models.lora import LORA_TARGETS
+from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.samplers import SAMPLERS
@@ -29,14 +32,6 @@ from mmunlearn.training.trainer import ItemDataset, RoleCollator, UnlearnTrainer
 from mmunlearn.training.trajectory import TrajectoryCallback
 
 log = logging.getLogger(__name__)
-
-_LINEAR = r"(q_proj|k_proj|v_proj|o_proj|out_proj|gate_proj|up_proj|down_proj|fc1|fc2|linear_1|linear_2|c_attn|c_proj|c_fc)"
-LORA_TARGETS = {
-    "language_model": rf"^(?!.*(vision_tower|visual|vision_model|multi_modal_projector)).*\.{_LINEAR}$",
-    "projector": rf".*multi_modal_projector.*\.{_LINEAR}$",
-    "vision_tower": rf".*(vision_tower|vision_model).*\.{_LINEAR}$",
-    "all": rf".*\.{_LINEAR}$",
-}
 
 
 def add_lora(model: torch.nn.Module, config: TrainConfig) -> PeftModel:
@@ -81,16 +76,6 @@ def train(
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
-    needs_teacher = any(type(t.teacher).__name__ != "LabelsTeacher" for t in method.terms)
-    model = loaded.model
-    if config.lora:
-        model = add_lora(model, config)
-    context = None
-    if needs_teacher:
-        frozen = frozen_teacher(model, use_adapter_off=config.lora)
-        context = TeacherContext(
-            frozen=frozen, encoder=encoder, swap_names=swap_names, seed=config.seed
-        )
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         max_steps=config.steps,
@@ -111,6 +96,13 @@ def train(
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
+    model = add_lora(loaded.model, config) if config.lora else loaded.model
+    context = None
+    if not all(isinstance(term.teacher, LabelsTeacher) for term in method.terms):
+        frozen = frozen_teacher(model, use_adapter_off=config.lora, device=args.device)
+        context = TeacherContext(
+            frozen=frozen, encoder=encoder, swap_names=swap_names, seed=config.seed
+        )
     trainer = UnlearnTrainer(
         model=model,
         args=args,
@@ -125,8 +117,6 @@ def train(
             loaded.processor, loaded.kind, eval_examples, config.eval_every
         )
         trainer.add_callback(trajectory)
-    if context is not None and not config.lora:
-        context.frozen.model.to(args.device)  # type: ignore[attr-defined]
     checkpoint = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if checkpoint else None)
     if config.lora:
@@ -173,17 +163,11 @@ def save_atomically(loaded: LoadedModel, directory: Path) -> None:
     """Write to a sibling temp dir, then rename: a crash never leaves a half-written model."""
     tmp = directory.with_name(directory.name + ".tmp")
     if tmp.exists():
-        _rmtree(tmp)
+        shutil.rmtree(tmp)
     loaded.save(tmp)
     if directory.exists():
-        _rmtree(directory)
+        shutil.rmtree(directory)
     os.replace(tmp, directory)
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path)
 
 
 def write_run_info(

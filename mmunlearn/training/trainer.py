@@ -67,8 +67,11 @@ class RoleCollator:
         return batches
 
 
-def frozen_teacher(model: torch.nn.Module, use_adapter_off: bool) -> Callable[[], Any]:
-    """How the teacher is obtained: the student with adapters off (LoRA), or a frozen copy."""
+def frozen_teacher(
+    model: torch.nn.Module, use_adapter_off: bool, device: torch.device | None = None
+) -> Callable[[], Any]:
+    """How the teacher is obtained: the student with adapters off (LoRA), or a frozen copy
+    placed on `device` (where the Trainer will put the student)."""
     if use_adapter_off:
 
         @contextlib.contextmanager
@@ -77,13 +80,12 @@ def frozen_teacher(model: torch.nn.Module, use_adapter_off: bool) -> Callable[[]
                 yield model
 
         return adapters_off
-    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    frozen = copy.deepcopy(model).eval().requires_grad_(False).to(device or "cpu")
 
     @contextlib.contextmanager
     def copy_of_base() -> Iterator[torch.nn.Module]:
         yield frozen
 
-    copy_of_base.model = frozen  # type: ignore[attr-defined]
     return copy_of_base
 
 
@@ -108,8 +110,6 @@ class UnlearnTrainer(Trainer):
             if term.role not in student:
                 student[term.role] = answer_logits(model, batch)
             logits, labels = student[term.role]
-            if self.teacher_context is not None:
-                self.teacher_context.device = logits.device
             targets = term.teacher.build(self.teacher_context, batch, labels.detach())
             value = term_value(term, logits, targets, labels)
             total = total + term.sign * term.weight * value

@@ -11,6 +11,7 @@ import yaml
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.splits import check_unlearning_data, group_by_role
+from mmunlearn.data.world import load_world_meta
 from mmunlearn.io import atomic_write_text
 from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import load_model
@@ -23,11 +24,9 @@ log = logging.getLogger(__name__)
 
 def swap_name_pool(data_path: Path, examples: list[Example]) -> tuple[str, ...]:
     """Names the model never saw: the world's `unused_names`, else the holdout entities."""
-    world = (data_path if data_path.is_dir() else data_path.parent) / "world.json"
-    if world.is_file():
-        import json
-
-        names = json.loads(world.read_text()).get("unused_names", [])
+    world = data_path if data_path.is_dir() else data_path.parent
+    if (world / "world.json").is_file():
+        names = load_world_meta(world).get("unused_names", [])
         if names:
             return tuple(names)
     return tuple(sorted({ex.entity for ex in examples if ex.role == "holdout"}))

@@ -24,7 +24,7 @@ from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.splits import group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.losses.objective import build_method
-from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.models.loading import LoadedModel
 from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_tokenizer
 from mmunlearn.teachers.icu import FORGET_PROMPT
 from mmunlearn.training.config import TrainConfig
@@ -164,7 +164,3 @@ def world_model(
         progress=progress,
     )
     return out / "model"
-
-
-def load_world_model(path: Path) -> LoadedModel:
-    return load_model(path)
