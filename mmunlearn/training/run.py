@@ -47,6 +47,20 @@ def add_lora(model: torch.nn.Module, config: TrainConfig) -> PeftModel:
         raise ValueError(f"train.lora_scope={config.lora_scope!r}: {error}") from None
 
 
+def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """TrainingArguments for activation (gradient) checkpointing; non-reentrant, so it works with
+    frozen inputs (LoRA) without forcing input gradients. Newer transformers renamed the option."""
+    if not enabled:
+        return {}
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
+
+
 def environment() -> dict[str, Any]:
     packages = ("torch", "transformers", "peft", "accelerate", "mmunlearn")
     versions = {}
@@ -103,9 +117,7 @@ def train(
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         bf16=config.bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
-        # non-reentrant: works with frozen inputs (LoRA) without forcing input gradients
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing_arguments(config.gradient_checkpointing),
     )
     model = add_lora(loaded.model, config) if config.lora else loaded.model
     context = None
