@@ -12,7 +12,9 @@ from __future__ import annotations
 import difflib
 import re
 
-_LINEAR = r"(q_proj|k_proj|v_proj|o_proj|qkv|proj|out_proj|gate_proj|up_proj|down_proj|fc1|fc2|linear_1|linear_2|c_attn|c_proj|c_fc|mlp\.\d+)"
+# Linear (and conv) layer names; `mlp.0`/`mlp.2` are the linear layers of Qwen-VL's merger,
+# Sequential(Linear, GELU, Linear).
+_LINEAR = r"(q_proj|k_proj|v_proj|o_proj|qkv|proj|out_proj|gate_proj|up_proj|down_proj|fc1|fc2|linear_1|linear_2|c_attn|c_proj|c_fc|mlp\.[02])"
 _VISION = r"(vision_tower|vision_model|visual)"
 _PROJECTOR = r"(multi_modal_projector|visual\.merger|connector)"
 LORA_TARGETS = {

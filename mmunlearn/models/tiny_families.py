@@ -24,6 +24,7 @@ from transformers import (
     LlavaNextImageProcessor,
     LlavaNextProcessor,
     Olmo2Config,
+    OlmoConfig,
     PreTrainedModel,
     Qwen2_5_VLConfig,
     Qwen2_5_VLProcessor,
@@ -100,7 +101,7 @@ LLAMA3_TEMPLATE = (
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
 LLAMA3_TOKENS = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
-# OLMo 2 (Tülu format)
+# OLMo and OLMo 2 instruct models (Tülu format)
 OLMO2_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n" + _user_content("") + "\n"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -301,6 +302,11 @@ def build_gpt2(texts: Iterable[str]) -> tuple[PreTrainedModel, Any]:
 @TINY_FAMILIES.register("llama")
 def build_llama(texts: Iterable[str]) -> tuple[PreTrainedModel, Any]:
     return _causal_lm(texts, LlamaConfig, LLAMA3_TOKENS, "<|eot_id|>", LLAMA3_TEMPLATE)
+
+
+@TINY_FAMILIES.register("olmo")
+def build_olmo(texts: Iterable[str]) -> tuple[PreTrainedModel, Any]:
+    return _causal_lm(texts, OlmoConfig, OLMO2_TOKENS, "<|endoftext|>", OLMO2_TEMPLATE)
 
 
 @TINY_FAMILIES.register("olmo2")

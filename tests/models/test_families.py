@@ -22,7 +22,7 @@ from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import train
 
 FAMILY_NAMES = ["llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"]
-TEXT_FAMILIES = ["gpt2", "llama", "olmo2", "qwen2"]
+TEXT_FAMILIES = ["gpt2", "llama", "olmo", "olmo2", "qwen2"]
 
 
 @pytest.fixture(scope="module", params=FAMILY_NAMES + TEXT_FAMILIES)

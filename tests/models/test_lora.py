@@ -1,6 +1,7 @@
 import pytest
 
 from mmunlearn.models.lora import lora_target
+from mmunlearn.testing import tiny_family
 from mmunlearn.training.config import TrainConfig, load_config
 from mmunlearn.training.run import add_lora
 
@@ -85,3 +86,16 @@ def test_bad_scopes_are_refused_with_the_allowed_ones(scope, message):
 def test_a_regex_scope_passes_through_the_command_line_overrides():
     config = load_config(None, [r"train.lora_scope=re:.*\.q_proj"])
     assert lora_target(config.train.lora_scope) == r".*\.q_proj"
+
+
+@pytest.mark.parametrize("family", ["llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"])
+def test_the_three_scopes_split_every_vision_language_family(family, examples):
+    def adapted(scope):
+        return adapted_modules(tiny_family(family, examples), scope)
+
+    language, projector, vision = (
+        adapted(s) for s in ("language_model", "projector", "vision_tower")
+    )
+    assert language and projector and vision, (len(language), len(projector), len(vision))
+    assert not (language & projector or language & vision or projector & vision)
+    assert language | projector | vision == adapted("all")
