@@ -36,6 +36,7 @@ class Family:
     position_ids: False when the model computes its own (multimodal RoPE), so we never pass ours.
     token_types: the name of a per-token tensor marking image tokens with 1 (0 = text), if the
       model needs one (Qwen2-VL's `mm_token_type_ids`, from which it builds 3D positions).
+    fan_in_fan_out: the linear layers store weights transposed (GPT-2's Conv1D); LoRA must know.
     """
 
     name: str
@@ -44,6 +45,7 @@ class Family:
     pixel_layout: str = "chw"
     position_ids: bool = True
     token_types: str | None = None
+    fan_in_fan_out: bool = False
 
     def __post_init__(self) -> None:
         if self.pixel_layout not in PIXEL_LAYOUTS:
@@ -62,6 +64,7 @@ QWEN2_VL = Family(
 )
 IDEFICS3 = Family("idefics3", "vision_language", ("pixel_values", "pixel_attention_mask"))
 CAUSAL_LM = Family("causal_lm", "causal_lm")
+GPT2 = Family("gpt2", "causal_lm", fan_in_fan_out=True)
 
 # config.model_type → adapter: the one source of truth for what is supported.
 FAMILIES: dict[str, Family] = {
@@ -71,7 +74,7 @@ FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": QWEN2_VL,
     "idefics3": IDEFICS3,
     "smolvlm": IDEFICS3,
-    "gpt2": CAUSAL_LM,
+    "gpt2": GPT2,
     "llama": CAUSAL_LM,
     "olmo": CAUSAL_LM,
     "olmo2": CAUSAL_LM,

@@ -22,6 +22,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.io import atomic_write_json
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel
 from mmunlearn.models.lora import lora_target
 from mmunlearn.teachers.simple import LabelsTeacher
@@ -40,6 +41,7 @@ def add_lora(model: torch.nn.Module, config: TrainConfig) -> PeftModel:
         lora_alpha=config.lora_alpha,
         lora_dropout=0.0,
         target_modules=lora_target(config.lora_scope),
+        fan_in_fan_out=family_of(model.config).fan_in_fan_out,
     )
     try:
         return get_peft_model(model, lora)

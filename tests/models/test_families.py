@@ -1,6 +1,7 @@
 """The contract every supported model family meets, on a tiny model loaded back from disk."""
 
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from mmunlearn.data.splits import group_by_role
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.losses.objective import build_method
 from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder, model_inputs
-from mmunlearn.models.families import FAMILIES, pixel_bounds
+from mmunlearn.models.families import FAMILIES, concat_padded, pixel_bounds
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.models.loading import load_model
 from mmunlearn.models.lora import LORA_TARGETS
@@ -150,3 +151,25 @@ def test_an_unsupported_family_fails_at_load_naming_the_supported_ones(tmp_path)
         ValueError, match=r"model_type='mamba' is not a supported.*llava_next.*qwen2_vl"
     ):
         load_model(tmp_path)
+
+
+def test_images_of_different_sizes_batch_with_zero_padding_that_noise_leaves_alone():
+    # LLaVA-NeXT-like: an image of 2 tiles and one of 3 tiles (anyres), (1, P, C, H, W) each
+    small, large = torch.randn(1, 2, 3, 4, 4), torch.randn(1, 3, 3, 4, 4)
+    pixels = concat_padded([small, large])  # (2, 3, 3, 4, 4)
+    assert pixels.shape == (2, 3, 3, 4, 4)
+    assert torch.equal(pixels[0, :2], small[0]) and torch.equal(pixels[1], large[0])
+    assert not pixels[0, 2].any()
+    batch = {
+        "pixel_values": pixels,
+        "image_rows": torch.tensor([0, 2]),
+        "image_shapes": [small.shape, large.shape],
+        "examples": [SimpleNamespace(id=i) for i in ("a", "text-only", "b")],
+    }
+    loaded = SimpleNamespace(processor=None, family=FAMILIES["llava_next"])  # bounds: ±1
+    ctx = SimpleNamespace(encoder=SimpleNamespace(loaded=loaded))
+    noised = noised_batch(ctx, batch, VisualNoise("replace"), draw=0)["pixel_values"]
+    assert not noised[0, 2].any()  # the padding tile stays zero
+    assert not torch.isclose(noised[0, :2], small[0]).any()
+    assert not torch.isclose(noised[1], large[0]).any()
+    assert noised.abs().max() <= 1
