@@ -73,7 +73,7 @@ FAMILIES: dict[str, Family] = {
     "qwen2_vl": QWEN2_VL,
     "qwen2_5_vl": QWEN2_VL,
     "idefics3": IDEFICS3,
-    "smolvlm": IDEFICS3,
+    "smolvlm": IDEFICS3,  # same inputs as Idefics3; untested here (its processor needs num2words)
     "gpt2": GPT2,
     "llama": CAUSAL_LM,
     "olmo": CAUSAL_LM,
