@@ -52,6 +52,13 @@ def term_value(
     return masked_mean(term.loss(logits, targets), targets.mask)
 
 
+def term_count(term: Term, targets: TokenTargets) -> torch.Tensor:
+    """What `term_value` averages over: valid answer tokens, or sequences for sequence losses."""
+    if getattr(term.loss, "level", "token") == "sequence":
+        return targets.mask.any(-1).sum()
+    return targets.mask.sum()
+
+
 @dataclass(frozen=True)
 class Method:
     name: str

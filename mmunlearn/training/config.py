@@ -16,7 +16,7 @@ from mmunlearn.models.lora import lora_target
 class TrainConfig:
     steps: int = 40
     lr: float = 3e-4
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch: split evenly across the processes of a run
     warmup_steps: int = 0
     weight_decay: float = 0.0
     scheduler: str = "constant"

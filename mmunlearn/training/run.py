@@ -23,7 +23,7 @@ from mmunlearn.io import atomic_write_json
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.families import family_of
-from mmunlearn.models.loading import LoadedModel
+from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.lora import lora_target
 from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
@@ -63,6 +63,11 @@ def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
     return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
 
 
+def world_size() -> int:
+    """Processes in this run (`accelerate launch` / `torchrun` set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def environment() -> dict[str, Any]:
     packages = ("torch", "transformers", "peft", "accelerate", "mmunlearn")
     versions = {}
@@ -90,7 +95,7 @@ def train(
     output_dir = Path(output_dir)
     if method.phases:
         return train_phases(
-            loaded, method, by_role, config, output_dir, swap_names, progress, eval_examples
+            loaded, method, by_role, config, output_dir, swap_names, progress, eval_examples, resume
         )
     if config.bf16 and not torch.cuda.is_available():
         raise ValueError(
@@ -99,10 +104,16 @@ def train(
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
+    processes = world_size()
+    if config.batch_size % processes:
+        raise ValueError(
+            f"train.batch_size={config.batch_size} (the global batch) must be divisible by the "
+            f"{processes} processes of this run"
+        )
     args = TrainingArguments(
         output_dir=str(output_dir / "checkpoints"),
         max_steps=config.steps,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size // processes,
         learning_rate=config.lr,
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_steps,
@@ -139,20 +150,41 @@ def train(
     trajectory = None
     if config.eval_every and eval_examples:
         trajectory = TrajectoryCallback(
-            loaded.processor, loaded.kind, eval_examples, config.eval_every
+            loaded.processor,
+            loaded.kind,
+            eval_examples,
+            config.eval_every,
+            output_dir / "trajectory.json",
         )
         trainer.add_callback(trajectory)
-    checkpoint = resume and any((output_dir / "checkpoints").glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if checkpoint else None)
+    checkpoint = last_complete_checkpoint(output_dir / "checkpoints") if resume else None
+    if checkpoint is not None:
+        log.info("resuming from %s", checkpoint)
+        if trajectory is not None:
+            trajectory.restore(int(checkpoint.name.split("-")[1]))
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if config.lora:
         model = model.merge_and_unload()
     result = LoadedModel(model, loaded.processor, loaded.kind)
     if trainer.is_world_process_zero():
         save_atomically(result, output_dir / "model")
         atomic_write_json(output_dir / "train_log.json", trainer.state.log_history)
-        if trajectory is not None:
-            atomic_write_json(output_dir / "trajectory.json", trajectory.points)
     return result
+
+
+def last_complete_checkpoint(directory: Path) -> Path | None:
+    """The newest `checkpoint-N` the Trainer finished writing (None if there is none).
+
+    The Trainer writes a checkpoint in place and `trainer_state.json` last, so a run killed while
+    saving leaves a folder without it; resuming from that folder would fail or load half a state.
+    """
+    complete = [
+        path
+        for path in directory.glob("checkpoint-*")
+        if path.name.removeprefix("checkpoint-").isdigit()
+        and (path / "trainer_state.json").is_file()
+    ]
+    return max(complete, key=lambda path: int(path.name.split("-")[1]), default=None)
 
 
 def train_phases(
@@ -164,10 +196,21 @@ def train_phases(
     swap_names: tuple[str, ...],
     progress: bool,
     eval_examples: list[Example] | None,
+    resume: bool = False,
 ) -> LoadedModel:
-    """Each phase continues from the previous one's model (whose frozen copy is its teacher)."""
+    """Each phase continues from the previous one's model (whose frozen copy is its teacher).
+
+    With `resume`, a phase whose model was saved is loaded instead of trained again.
+    """
     per_phase = max(1, config.steps // len(method.phases))
     for i, phase in enumerate(method.phases):
+        phase_dir = output_dir / f"phase{i + 1}"
+        if resume and (phase_dir / "model" / "config.json").is_file():
+            log.info(
+                "phase %d/%d: %s already done, loading it", i + 1, len(method.phases), phase.name
+            )
+            loaded = load_model(phase_dir / "model")
+            continue
         log.info("phase %d/%d: %s (%d steps)", i + 1, len(method.phases), phase.name, per_phase)
         phase_config = dataclasses.replace(config, steps=per_phase)
         loaded = train(
@@ -175,8 +218,9 @@ def train_phases(
             phase,
             by_role,
             phase_config,
-            output_dir / f"phase{i + 1}",
+            phase_dir,
             swap_names,
+            resume=resume,
             progress=progress,
             eval_examples=eval_examples,
         )

@@ -9,14 +9,15 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
 
 from mmunlearn.data.example import Example
-from mmunlearn.losses.objective import VIEWS, Term, term_value
+from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.teachers.targets import TeacherContext
@@ -112,9 +113,36 @@ class UnlearnTrainer(Trainer):
             logits, labels = student[term.role]
             targets = term.teacher.build(self.teacher_context, batch, labels.detach())
             value = term_value(term, logits, targets, labels)
-            total = total + term.sign * term.weight * value
             self._term_logs.setdefault(f"loss/{term.name}", []).append(value.item())
+            value = self._global_mean(value, term_count(term, targets))
+            total = total + term.sign * term.weight * value
         return (total, None) if return_outputs else total
+
+    def _global_mean(self, value: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """Rescale this process's mean so that DDP's gradient average equals the mean over the
+        whole global batch (processes hold different numbers of answer tokens): the result is the
+        same as one process with the same global batch."""
+        processes = self.accelerator.num_processes
+        if processes == 1:
+            return value
+        count = count.detach().to(value.device, torch.float32)
+        total = self.accelerator.reduce(count.clone(), reduction="sum")
+        return value * count * processes / total.clamp(min=1.0)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        # transformers writes checkpoints in the checkpoint-original key layout (e.g. LLaVA's
+        # `language_model.model.*`) but reads them back with a non-strict `load_state_dict`, which
+        # silently skips every renamed key: a resumed run would restart from the base weights.
+        # `from_pretrained` applies the renaming; we copy its weights over, strictly.
+        model = self.model if model is None else model
+        weights = Path(resume_from_checkpoint) / "model.safetensors"
+        if not isinstance(model, PreTrainedModel) or not weights.is_file() or self.is_fsdp_enabled:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
+        restored = type(model).from_pretrained(
+            resume_from_checkpoint, dtype=model.dtype, local_files_only=True
+        )
+        model.load_state_dict(restored.state_dict(), strict=True)
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         for key, values in self._term_logs.items():

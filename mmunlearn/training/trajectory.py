@@ -3,24 +3,39 @@ collapse or drift show it here, not in the last numbers alone (shared/DESIGN.md)
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
 from mmunlearn.data.example import Example
 from mmunlearn.evaluation.evaluate import evaluate
+from mmunlearn.io import atomic_write_json
 from mmunlearn.models.loading import LoadedModel
 
 TRAJECTORY_ROLES = ("forget", "retain")
 
 
 class TrajectoryCallback(TrainerCallback):
-    """Every `every` steps (and at the last), greedy-evaluate the student on a few splits."""
+    """Every `every` steps (and at the last), greedy-evaluate the student on a few splits.
 
-    def __init__(self, processor: Any, kind: str, examples: list[Example], every: int) -> None:
-        self.processor, self.kind, self.every = processor, kind, every
+    Points are written to `path` as they are measured (before the Trainer saves the checkpoint of
+    the same step), so a resumed run picks up every point up to its checkpoint.
+    """
+
+    def __init__(
+        self, processor: Any, kind: str, examples: list[Example], every: int, path: Path
+    ) -> None:
+        self.processor, self.kind, self.every, self.path = processor, kind, every, path
         self.examples = [ex for ex in examples if ex.role in TRAJECTORY_ROLES]
         self.points: list[dict[str, Any]] = []
+
+    def restore(self, step: int) -> None:
+        """Keep the points a killed run measured up to `step` (where it resumes)."""
+        if self.path.is_file():
+            points = json.loads(self.path.read_text())
+            self.points = [point for point in points if point["step"] <= step]
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
         if model is not None and state.global_step == 0:
@@ -40,3 +55,4 @@ class TrajectoryCallback(TrainerCallback):
         )
         model.train(was_training)
         self.points.append({"step": step, **{r: summary[r]["rouge_l"] for r in summary}})
+        atomic_write_json(self.path, self.points)

@@ -16,7 +16,7 @@ from mmunlearn.io import atomic_write_text
 from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import load_model
 from mmunlearn.training.config import UnlearnConfig, to_dict
-from mmunlearn.training.run import train, write_run_info
+from mmunlearn.training.run import train, world_size, write_run_info
 from mmunlearn.training.samplers import SAMPLERS
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,11 @@ def unlearn(
     loaded = load_model(model_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-    write_run_info(output_dir, to_dict(config), {"model": str(model_path), "data": str(data_path)})
+    write_run_info(
+        output_dir,
+        to_dict(config),
+        {"model": str(model_path), "data": str(data_path), "world_size": world_size()},
+    )
     by_role = group_by_role(examples)
     log.info(
         "unlearning with %s: %d forget, %d retain rows",

@@ -1,0 +1,41 @@
+"""Two CPU processes (DDP over gloo, `accelerate launch`) train like one with the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+CONFIG = Path(__file__).resolve().parents[2] / "data" / "accelerate" / "ddp_cpu.yaml"
+TOLERANCE = 1e-5
+
+
+def unlearn_args(model, data, output_dir):
+    settings = ("train.steps=3", "train.batch_size=8", "train.lr=1e-3", "train.logging_steps=1")
+    args = ["-m", "mmunlearn", "unlearn", "--model", str(model), "--data", str(data)]
+    args += ["--output-dir", str(output_dir), "--method", "vgid"]
+    return args + [x for s in settings for x in ("--set", s)]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_the_same_global_batch(loaded, world_dir, tmp_path):
+    model = tmp_path / "base"
+    loaded.save(model)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run([sys.executable, *unlearn_args(model, world_dir, one)], env=env, check=True)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIG)]
+    subprocess.run([*launch, *unlearn_args(model, world_dir, two)], env=env, check=True)
+
+    expected = load_file(one / "model" / "model.safetensors")
+    got = load_file(two / "model" / "model.safetensors")
+    moved = max(
+        (expected[k] - load_file(model / "model.safetensors")[k]).abs().max() for k in expected
+    )
+    assert moved > 1e-3, "training did not move the weights: the comparison would prove nothing"
+    difference = max((expected[k] - got[k]).abs().max().item() for k in expected)
+    assert difference <= TOLERANCE, f"2 processes differ from 1 by up to {difference}"
+    assert json.loads((two / "run.json").read_text())["world_size"] == 2
