@@ -1,16 +1,16 @@
-"""Two CPU processes (DDP over gloo, `accelerate launch`) train like one with the same global batch."""
+"""Two CPU processes (DDP over gloo, launched by torchrun) train like one with the same global
+batch. (`accelerate launch` runs CPU processes through mpirun, which CI does not have; on GPUs use
+data/accelerate/*.yaml.)"""
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-CONFIG = Path(__file__).resolve().parents[2] / "data" / "accelerate" / "ddp_cpu.yaml"
-TOLERANCE = 1e-5
+TOLERANCE = 5e-5  # measured 7.4e-6 after 3 steps (weights moved by 3e-3)
 
 
 def unlearn_args(model, data, output_dir):
@@ -27,7 +27,7 @@ def test_two_processes_match_one_with_the_same_global_batch(loaded, world_dir, t
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run([sys.executable, *unlearn_args(model, world_dir, one)], env=env, check=True)
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIG)]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     subprocess.run([*launch, *unlearn_args(model, world_dir, two)], env=env, check=True)
 
     expected = load_file(one / "model" / "model.safetensors")
