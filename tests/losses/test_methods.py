@@ -7,6 +7,7 @@ from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import train
 
 UNLEARNING = [name for name in METHODS.names() if name != "finetune"]
+SWAP_NAMES = ("Zorin Vale", "Mika Tess")  # the run's pool of unseen names (entity swap, WHP)
 
 
 @pytest.mark.parametrize("name", UNLEARNING)
@@ -14,7 +15,13 @@ def test_every_method_trains_one_step_and_changes_the_model(name, loaded, exampl
     before = {n: p.detach().clone() for n, p in loaded.model.named_parameters()}
     config = TrainConfig(steps=1, lr=1e-2, batch_size=4, logging_steps=1)
     result = train(
-        loaded, build_method(name), group_by_role(examples), config, tmp_path, progress=False
+        loaded,
+        build_method(name),
+        group_by_role(examples),
+        config,
+        tmp_path,
+        swap_names=SWAP_NAMES,
+        progress=False,
     )
     changed = [
         n
