@@ -97,6 +97,12 @@ def test_list_shows_methods_and_teachers(capsys):
     out = capsys.readouterr().out
     for name in ("vgid", "icu_distill", "visual_noise", "entity_swap", "forward_kl", "jsd"):
         assert name in out
+    methods = out.split("methods:\n")[1].split("teachers:")[0].splitlines()
+    samplers = out.split("samplers:\n")[1].splitlines()
+    for name in ("dpo_idk", "vgid_noise_only", "whp"):  # a description and its paper
+        assert any(line.split()[0] == name and "arXiv" in line for line in methods), name
+    for name in ("cyclic", "direct", "indirect", "balanced", "modular"):
+        assert any(line.split()[0] == name and "MELU" in line for line in samplers), name
 
 
 def test_eval_writes_a_report(saved_model, world_dir, tmp_path):

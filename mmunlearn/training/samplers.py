@@ -33,8 +33,10 @@ def _cycled(rows: list[Example], rng: random.Random, num_items: int) -> list[Exa
 
 @SAMPLERS.register("one_to_one_random")
 def one_to_one_random(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
-    """Each forget row paired with a retain row drawn at random, afresh on every pass
-    (open-unlearning's ForgetRetainDataset)."""
+    """Each forget row paired with a retain row drawn at random, afresh on every pass.
+
+    As open-unlearning's ForgetRetainDataset.
+    """
     rng = random.Random(seed)
     retain = _require(by_role, "retain")
     forget = _cycled(_require(by_role, "forget"), rng, num_items)
@@ -99,8 +101,11 @@ def modular(by_role: dict[str, list[Example]], seed: int, num_items: int) -> lis
 
 @SAMPLERS.register("cyclic")
 def cyclic(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
-    """MELU's cyclic regime: every row to keep (roles retain, neighbor, general), in data order,
-    once per pass, each paired with the next forget row (forget cycled to the pass's size)."""
+    """MELU's cyclic regime: every row to keep, in order, once per pass, against cycled forget.
+
+    The rows to keep are the roles retain, neighbor and general, in data order; each is paired
+    with the next forget row (forget cycled to the pass's size). Whole passes only.
+    """
     forget = _require(by_role, "forget")
     retain_rows = [ex for role in ("retain", "neighbor", "general") for ex in by_role.get(role, [])]
     if not retain_rows:
@@ -127,8 +132,10 @@ def _neighbours(by_role: dict[str, list[Example]], relation: str) -> list[Exampl
 
 @SAMPLERS.register("direct")
 def direct(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
-    """MELU's direct regime: retain = only the direct neighbours (MELU type `entity`), each
-    paired with a forget row of its own person as in `modular`."""
+    """MELU's direct regime: retain = only the direct neighbours (MELU type `entity`).
+
+    Each is paired with a forget row of its own person, as in `modular`.
+    """
     rows = _neighbours(by_role, "direct")
     return _paired_by_module(_require(by_role, "forget"), rows, random.Random(seed), num_items)
 
@@ -142,9 +149,12 @@ def indirect(by_role: dict[str, list[Example]], seed: int, num_items: int) -> li
 
 @SAMPLERS.register("balanced")
 def balanced(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
-    """MELU's balanced regime (its balanced_retain.csv): every direct neighbour and general row,
-    and each forget person's indirect rows down-sampled once (seeded) to that person's direct
-    count; indirect rows in no module are left out. Pairing as in `modular`."""
+    """MELU's balanced regime: indirect rows down-sampled to each person's direct count.
+
+    As MELU's balanced_retain.csv: every direct neighbour and general row, and each forget
+    person's indirect rows down-sampled once (seeded) to that person's number of direct rows;
+    indirect rows in no module are left out. Pairing as in `modular`.
+    """
     rng = random.Random(seed)
     forget = _require(by_role, "forget")
     people = {ex.entity: [] for ex in forget}
