@@ -78,6 +78,16 @@ def test_forget_person_also_in_retain_is_a_clear_error(saved_model, world_dir, t
     assert forget_row["entity"] in err and "retain" in err
 
 
+def test_the_sampler_setting_reaches_every_phase(saved_model, world_dir, tmp_path, capsys):
+    """`sampler=direct` for a two-phase method on data without neighbours: the direct sampler,
+    not the method's own, is what complains."""
+    data = copy_world(world_dir, tmp_path)
+    (data / "neighbor.jsonl").write_text("")
+    args = unlearn_args(saved_model, data, tmp_path / "o", "sampler=direct", method="sequential")
+    assert main(args) == 2
+    assert "the direct sampler needs rows with role 'neighbor'" in capsys.readouterr().err
+
+
 def test_missing_model_directory_is_a_clear_error(world_dir, tmp_path, capsys):
     code = main(unlearn_args(str(tmp_path / "nope"), str(world_dir), str(tmp_path / "o")))
     assert code == 2
