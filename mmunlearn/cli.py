@@ -164,7 +164,7 @@ def cmd_list(what: str) -> None:
         print("methods:")
         for name in METHODS.names():
             method = build_method(name)
-            print(f"  {name:<14} {method.description}  [{method.paper}]")
+            print(f"  {name:<16} {method.description}  [{method.paper}]")
     for title, registry in (("teachers", TEACHERS), ("losses", LOSSES), ("samplers", SAMPLERS)):
         if what in ("all", title):
             print(f"{title}:")

@@ -78,6 +78,16 @@ def test_forget_person_also_in_retain_is_a_clear_error(saved_model, world_dir, t
     assert forget_row["entity"] in err and "retain" in err
 
 
+def test_the_sampler_setting_reaches_every_phase(saved_model, world_dir, tmp_path, capsys):
+    """`sampler=direct` for a two-phase method on data without neighbours: the direct sampler,
+    not the method's own, is what complains."""
+    data = copy_world(world_dir, tmp_path)
+    (data / "neighbor.jsonl").write_text("")
+    args = unlearn_args(saved_model, data, tmp_path / "o", "sampler=direct", method="sequential")
+    assert main(args) == 2
+    assert "the direct sampler needs rows with role 'neighbor'" in capsys.readouterr().err
+
+
 def test_missing_model_directory_is_a_clear_error(world_dir, tmp_path, capsys):
     code = main(unlearn_args(str(tmp_path / "nope"), str(world_dir), str(tmp_path / "o")))
     assert code == 2
@@ -97,6 +107,12 @@ def test_list_shows_methods_and_teachers(capsys):
     out = capsys.readouterr().out
     for name in ("vgid", "icu_distill", "visual_noise", "entity_swap", "forward_kl", "jsd"):
         assert name in out
+    methods = out.split("methods:\n")[1].split("teachers:")[0].splitlines()
+    samplers = out.split("samplers:\n")[1].splitlines()
+    for name in ("dpo_idk", "vgid_noise_only", "whp"):  # a description and its paper
+        assert any(line.split()[0] == name and "arXiv" in line for line in methods), name
+    for name in ("cyclic", "direct", "indirect", "balanced", "modular"):
+        assert any(line.split()[0] == name and "MELU" in line for line in samplers), name
 
 
 def test_eval_writes_a_report(saved_model, world_dir, tmp_path):

@@ -1,7 +1,10 @@
 """Per-token losses between a student's logits and a teacher's targets.
 
-Every loss returns values of shape (B, K); `masked_mean` reduces them by the number of valid
-tokens (so gradient accumulation stays right).
+Every loss returns values of shape (B, K) and is reduced by `reduce_tokens` according to its
+`reduction`: `mean` (ours, the default) divides the sum over valid tokens by their number, so
+gradient accumulation stays right; `sum` sums each sequence's valid tokens and averages over
+sequences (open-unlearning's convention for summed-NLL losses). Losses are unscaled: a term's
+weight and sign are the only factors.
 """
 
 from __future__ import annotations
@@ -23,6 +26,26 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+REDUCTIONS = ("mean", "sum")
+
+
+def check_reduction(name: str, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name} reduction={reduction!r}; expected one of {REDUCTIONS}")
+
+
+def reduce_tokens(
+    values: torch.Tensor, mask: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """(B, K) per-token values → a scalar: `mean` over valid tokens, or `sum` per sequence then
+    the mean over sequences that have a valid token."""
+    if reduction == "mean":
+        return masked_mean(values, mask)
+    rows = mask.any(-1)
+    per_sequence = (values * mask.to(values.dtype)).sum(-1)  # (B,)
+    return per_sequence[rows].sum() / rows.sum().clamp(min=1)
+
+
 def _soft(targets: TokenTargets) -> torch.Tensor:
     if targets.logprobs is None:
         raise ValueError("this loss needs a soft teacher (log-probs); `labels` gives hard tokens")
@@ -34,6 +57,11 @@ def _soft(targets: TokenTargets) -> torch.Tensor:
 class ForwardKL:
     """KL(p_teacher ‖ q_student) = Σ_v p (log p − log q): mass-covering."""
 
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        check_reduction("forward_kl", self.reduction)
+
     def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
         student = torch.log_softmax(logits.float(), dim=-1)
         teacher = _soft(targets)
@@ -44,6 +72,11 @@ class ForwardKL:
 @dataclass(frozen=True)
 class ReverseKL:
     """KL(q_student ‖ p_teacher) = Σ_v q (log q − log p): mode-seeking."""
+
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        check_reduction("reverse_kl", self.reduction)
 
     def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
         student = torch.log_softmax(logits.float(), dim=-1)
@@ -59,8 +92,10 @@ class GeneralisedJSD:
     """
 
     beta: float = 0.5
+    reduction: str = "mean"
 
     def __post_init__(self) -> None:
+        check_reduction("jsd", self.reduction)
         if not 0.0 < self.beta < 1.0:
             raise ValueError(f"jsd beta={self.beta} must be in (0, 1)")
 
@@ -81,6 +116,11 @@ class GeneralisedJSD:
 @dataclass(frozen=True)
 class CrossEntropy:
     """−log q(target): on hard targets the NLL; on soft targets Σ_v p·(−log q)."""
+
+    reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        check_reduction("cross_entropy", self.reduction)
 
     def __call__(self, logits: torch.Tensor, targets: TokenTargets) -> torch.Tensor:
         student = torch.log_softmax(logits.float(), dim=-1)

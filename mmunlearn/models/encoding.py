@@ -188,3 +188,14 @@ MODEL_KEYS = (
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in MODEL_KEYS if k in batch}
+
+
+def with_all_positions(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch relabelled so every real token after a row's first one is a target (prompt,
+    image and answer tokens; padding stays IGNORE_INDEX): the KL-over-all-positions convention
+    of the VGID authors' code. Logits then cover the whole shared sequence."""
+    real = batch["attention_mask"].bool()  # (B, T)
+    first = torch.zeros_like(real)
+    first[:, 1:] = real[:, :-1]  # True where the previous token is real: something predicts it
+    labels = batch["input_ids"].masked_fill(~(real & first), IGNORE_INDEX)  # (B, T)
+    return {**batch, "labels": labels}

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmunlearn.teachers import entity_swap, icu, simple, undial, vgid, visual_noise  # noqa: F401
+from mmunlearn.teachers import (  # noqa: F401  (register the teachers)
+    entity_swap,
+    icu,
+    simple,
+    undial,
+    vgid,
+    visual_noise,
+    whp,
+)
 from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
 from mmunlearn.teachers.visual_noise import VisualNoise
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -49,6 +49,7 @@ class EntitySwapTeacher:
     """
 
     draws: int = 2
+    rewrites_text: ClassVar[bool] = True
 
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor

@@ -48,6 +48,10 @@ class IcuTeacher:
     def __post_init__(self) -> None:
         check_prompt(self.prompt)
 
+    @property
+    def rewrites_text(self) -> bool:
+        return bool(self.prompt)
+
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -31,32 +31,59 @@ class TokenTargets:
         assert (self.logprobs is None) != (self.token_ids is None), "set logprobs or token_ids"
 
 
+ModelAccess = Callable[[], contextlib.AbstractContextManager[torch.nn.Module]]
+
+
 @dataclass
 class TeacherContext:
-    """Everything a teacher needs besides the batch: the frozen model, the encoder, a name pool."""
+    """Everything a teacher needs besides the batch: the frozen model, the encoder, a name pool.
 
-    frozen: Callable[[], contextlib.AbstractContextManager[torch.nn.Module]]
+    `models` holds further frozen models by name (WHP's `reinforced`); `frozen` is `base`.
+    """
+
+    frozen: ModelAccess
     encoder: PromptEncoder
     swap_names: tuple[str, ...] = ()
     seed: int = 0
+    models: dict[str, ModelAccess] = field(default_factory=dict)
 
-    def logprobs(self, batch: dict[str, Any], expected_labels: torch.Tensor) -> torch.Tensor:
+    def model(self, name: str) -> ModelAccess:
+        if name == "base":
+            return self.frozen
+        if name not in self.models:
+            known = ", ".join(["base", *sorted(self.models)])
+            raise KeyError(
+                f"no frozen model {name!r} in this run (has: {known}); the whp teacher's "
+                "reinforced model comes from the whp method's reinforce phase"
+            )
+        return self.models[name]
+
+    def answer_logits(
+        self, batch: dict[str, Any], model: str = "base"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A frozen model's float32 logits (B, K, V) at the answer positions, and labels (B, K)."""
+        with torch.inference_mode(), self.model(model)() as frozen:
+            device = next(frozen.parameters()).device
+            logits, labels = answer_logits(frozen, to_device(batch, device))
+            return logits.float(), labels
+
+    def logprobs(
+        self, batch: dict[str, Any], expected_labels: torch.Tensor, model: str = "base"
+    ) -> torch.Tensor:
         """Frozen-model log-probs (B, K, V) at the answer positions of `batch`.
 
         `batch` may carry a longer prompt than the student saw; because both are left-padded the
         answers end at the last position, and we check the K answer tokens agree exactly.
         """
-        with torch.inference_mode(), self.frozen() as model:
-            device = next(model.parameters()).device
-            logits, labels = answer_logits(model, to_device(batch, device))
-            k = expected_labels.shape[1]
-            logits, labels = logits[:, -k:], labels[:, -k:]
-            if not torch.equal(labels, expected_labels):
-                raise RuntimeError(
-                    "teacher and student answer tokens differ: the teacher's prompt changed how "
-                    "the answer tokenises; use a prompt that ends on a token boundary"
-                )
-            return torch.log_softmax(logits, dim=-1, dtype=torch.float32)
+        logits, labels = self.answer_logits(batch, model)
+        k = expected_labels.shape[1]
+        logits, labels = logits[:, -k:], labels[:, -k:]
+        if not torch.equal(labels, expected_labels.to(labels.device)):
+            raise RuntimeError(
+                "teacher and student answer tokens differ: the teacher's prompt changed how "
+                "the answer tokenises; use a prompt that ends on a token boundary"
+            )
+        return torch.log_softmax(logits, dim=-1)
 
 
 class Teacher(Protocol):

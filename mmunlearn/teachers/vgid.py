@@ -33,6 +33,10 @@ class VgidTeacher:
         if self.draws < 1:
             raise ValueError(f"draws={self.draws} must be >= 1")
 
+    @property
+    def rewrites_text(self) -> bool:
+        return bool(self.prompt) or self.swap_names
+
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -29,7 +30,13 @@ from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.samplers import SAMPLERS
-from mmunlearn.training.trainer import ItemDataset, RoleCollator, UnlearnTrainer, frozen_teacher
+from mmunlearn.training.trainer import (
+    ItemDataset,
+    RoleCollator,
+    UnlearnTrainer,
+    frozen_model,
+    frozen_teacher,
+)
 from mmunlearn.training.trajectory import TrajectoryCallback
 
 log = logging.getLogger(__name__)
@@ -90,8 +97,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     eval_examples: list[Example] | None = None,
+    teacher_models: dict[str, torch.nn.Module] | None = None,
 ) -> LoadedModel:
-    """Train `loaded.model` with `method` and write the merged model + processor to `output_dir`."""
+    """Train `loaded.model` with `method` and write the merged model + processor to `output_dir`.
+
+    `teacher_models`: further frozen models teachers may ask for by name (WHP's `reinforced`).
+    """
     output_dir = Path(output_dir)
     if method.phases:
         return train_phases(
@@ -136,8 +147,9 @@ def train(
     context = None
     if not all(isinstance(term.teacher, LabelsTeacher) for term in method.terms):
         frozen = frozen_teacher(model, use_adapter_off=config.lora, device=args.device)
+        models = {k: frozen_model(m, args.device) for k, m in (teacher_models or {}).items()}
         context = TeacherContext(
-            frozen=frozen, encoder=encoder, swap_names=swap_names, seed=config.seed
+            frozen=frozen, encoder=encoder, swap_names=swap_names, seed=config.seed, models=models
         )
     trainer = UnlearnTrainer(
         model=model,
@@ -146,6 +158,7 @@ def train(
         data_collator=RoleCollator(encoder, augment, method.batch_roles),
         terms=method.terms,
         teacher_context=context,
+        alternate=method.alternate,
     )
     trajectory = None
     if config.eval_every and eval_examples:
@@ -200,30 +213,43 @@ def train_phases(
 ) -> LoadedModel:
     """Each phase continues from the previous one's model (whose frozen copy is its teacher).
 
-    With `resume`, a phase whose model was saved is loaded instead of trained again.
+    A phase with `steps` runs that many; the others split the rest of the budget evenly. A phase
+    with `keep_as` trains a copy instead and hands it, frozen, to later phases' teachers. With
+    `resume`, a phase whose model was saved is loaded instead of trained again.
     """
-    per_phase = max(1, config.steps // len(method.phases))
+    fixed = sum(phase.steps for phase in method.phases)
+    shared = sum(1 for phase in method.phases if not phase.steps)
+    per_phase = max(1, (config.steps - fixed) // shared) if shared else 0
+    kept: dict[str, torch.nn.Module] = {}
     for i, phase in enumerate(method.phases):
+        steps = phase.steps or per_phase
         phase_dir = output_dir / f"phase{i + 1}"
         if resume and (phase_dir / "model" / "config.json").is_file():
             log.info(
                 "phase %d/%d: %s already done, loading it", i + 1, len(method.phases), phase.name
             )
-            loaded = load_model(phase_dir / "model")
-            continue
-        log.info("phase %d/%d: %s (%d steps)", i + 1, len(method.phases), phase.name, per_phase)
-        phase_config = dataclasses.replace(config, steps=per_phase)
-        loaded = train(
-            loaded,
-            phase,
-            by_role,
-            phase_config,
-            phase_dir,
-            swap_names,
-            resume=resume,
-            progress=progress,
-            eval_examples=eval_examples,
-        )
+            result = load_model(phase_dir / "model")
+        else:
+            log.info("phase %d/%d: %s (%d steps)", i + 1, len(method.phases), phase.name, steps)
+            start = loaded
+            if phase.keep_as:
+                start = LoadedModel(copy.deepcopy(loaded.model), loaded.processor, loaded.kind)
+            result = train(
+                start,
+                phase,
+                by_role,
+                dataclasses.replace(config, steps=steps),
+                phase_dir,
+                swap_names,
+                resume=resume,
+                progress=progress,
+                eval_examples=None if phase.keep_as else eval_examples,
+                teacher_models=kept,
+            )
+        if phase.keep_as:
+            kept[phase.keep_as] = result.model
+        else:
+            loaded = result
     save_atomically(loaded, output_dir / "model")
     return loaded
 

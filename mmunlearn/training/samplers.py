@@ -33,8 +33,10 @@ def _cycled(rows: list[Example], rng: random.Random, num_items: int) -> list[Exa
 
 @SAMPLERS.register("one_to_one_random")
 def one_to_one_random(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
-    """Each forget row paired with a retain row drawn at random, afresh on every pass
-    (open-unlearning's ForgetRetainDataset)."""
+    """Each forget row paired with a retain row drawn at random, afresh on every pass.
+
+    As open-unlearning's ForgetRetainDataset.
+    """
     rng = random.Random(seed)
     retain = _require(by_role, "retain")
     forget = _cycled(_require(by_role, "forget"), rng, num_items)
@@ -49,6 +51,37 @@ def single(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list
     ]
 
 
+def _module(ex: Example, people: dict[str, list[Example]]) -> str | None:
+    """The forget person whose module a neighbour row belongs to (MELU `module`, or the
+    world's `neighbor_of`), None when that person is not being forgotten."""
+    module = ex.meta.get("module", ex.meta.get("neighbor_of"))
+    return module if module in people else None
+
+
+def _paired_by_module(
+    forget: list[Example], retain_rows: list[Example], rng: random.Random, num_items: int
+) -> list[Item]:
+    """Passes over `retain_rows`, reshuffled, until `num_items`: within a module the person's
+    forget rows are cycled to the module's size, one per row; rows in no module are paired with
+    a random forget row."""
+    own: dict[str, list[Example]] = {}
+    for ex in forget:
+        own.setdefault(ex.entity, []).append(ex)
+    modules: dict[str | None, list[Example]] = {}
+    for ex in retain_rows:
+        modules.setdefault(_module(ex, own), []).append(ex)
+    pairs: list[Item] = []
+    while len(pairs) < max(num_items, 1):
+        for module, rows in modules.items():
+            rows = rng.sample(rows, k=len(rows))
+            if module is None:
+                pairs += [{"forget": rng.choice(forget), "retain": ex} for ex in rows]
+                continue
+            cycle = rng.sample(own[module], k=len(own[module]))
+            pairs += [{"forget": cycle[i % len(cycle)], "retain": ex} for i, ex in enumerate(rows)]
+    return pairs
+
+
 @SAMPLERS.register("modular")
 def modular(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
     """MELU's modular sampling (arXiv 2509.05316).
@@ -58,26 +91,89 @@ def modular(by_role: dict[str, list[Example]], seed: int, num_items: int) -> lis
     module's size, one per neighbour row; general-knowledge rows and neighbours in no module are
     paired with a random forget row. Passes repeat, reshuffled, until `num_items` are drawn.
     """
-    rng = random.Random(seed)
-    forget = _require(by_role, "forget")
     retain_rows = by_role.get("neighbor", []) + by_role.get("general", [])
     if not retain_rows:
         raise ValueError("the modular sampler needs rows with role 'neighbor' or 'general'")
-    own: dict[str, list[Example]] = {}
-    for ex in forget:
-        own.setdefault(ex.entity, []).append(ex)
-    pairs: list[Item] = []
-    while len(pairs) < max(num_items, 1):
-        modules: dict[str | None, list[Example]] = {}
-        for ex in retain_rows:
-            module = ex.meta.get("module", ex.meta.get("neighbor_of"))
-            module = module if module in own else None
-            modules.setdefault(module, []).append(ex)
-        for module, rows in modules.items():
-            rows = rng.sample(rows, k=len(rows))
-            if module is None:
-                pairs += [{"forget": rng.choice(forget), "retain": ex} for ex in rows]
-                continue
-            cycle = rng.sample(own[module], k=len(own[module]))
-            pairs += [{"forget": cycle[i % len(cycle)], "retain": ex} for i, ex in enumerate(rows)]
-    return pairs
+    return _paired_by_module(
+        _require(by_role, "forget"), retain_rows, random.Random(seed), num_items
+    )
+
+
+@SAMPLERS.register("cyclic")
+def cyclic(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """MELU's cyclic regime: every row to keep, in order, once per pass, against cycled forget.
+
+    The rows to keep are the roles retain, neighbor and general, in data order; each is paired
+    with the next forget row (forget cycled to the pass's size). Whole passes only.
+    """
+    forget = _require(by_role, "forget")
+    retain_rows = [ex for role in ("retain", "neighbor", "general") for ex in by_role.get(role, [])]
+    if not retain_rows:
+        raise ValueError(
+            "the cyclic sampler needs rows with role 'retain', 'neighbor' or 'general'"
+        )
+    passes = -(-max(num_items, 1) // len(retain_rows))  # whole passes
+    return [
+        {"forget": forget[i % len(forget)], "retain": retain_rows[i % len(retain_rows)]}
+        for i in range(passes * len(retain_rows))
+    ]
+
+
+def _neighbours(by_role: dict[str, list[Example]], relation: str) -> list[Example]:
+    rows = [ex for ex in by_role.get("neighbor", []) if ex.meta.get("relation") == relation]
+    if not rows:
+        raise ValueError(
+            f"the {relation} sampler needs rows with role 'neighbor' and meta.relation="
+            f"{relation!r} (MELU type {'entity' if relation == 'direct' else 'domain'!r}); "
+            "there are none"
+        )
+    return rows
+
+
+@SAMPLERS.register("direct")
+def direct(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """MELU's direct regime: retain = only the direct neighbours (MELU type `entity`).
+
+    Each is paired with a forget row of its own person, as in `modular`.
+    """
+    rows = _neighbours(by_role, "direct")
+    return _paired_by_module(_require(by_role, "forget"), rows, random.Random(seed), num_items)
+
+
+@SAMPLERS.register("indirect")
+def indirect(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """MELU's indirect regime: retain = only the indirect neighbours (MELU type `domain`)."""
+    rows = _neighbours(by_role, "indirect")
+    return _paired_by_module(_require(by_role, "forget"), rows, random.Random(seed), num_items)
+
+
+@SAMPLERS.register("balanced")
+def balanced(by_role: dict[str, list[Example]], seed: int, num_items: int) -> list[Item]:
+    """MELU's balanced regime: indirect rows down-sampled to each person's direct count.
+
+    As MELU's balanced_retain.csv: every direct neighbour and general row, and each forget
+    person's indirect rows down-sampled once (seeded) to that person's number of direct rows;
+    indirect rows in no module are left out. Pairing as in `modular`.
+    """
+    rng = random.Random(seed)
+    forget = _require(by_role, "forget")
+    people = {ex.entity: [] for ex in forget}
+    direct_rows = _neighbours(by_role, "direct")
+    indirect_rows = _neighbours(by_role, "indirect")
+    quota: dict[str, int] = {}
+    for ex in direct_rows:
+        module = _module(ex, people)
+        if module is not None:
+            quota[module] = quota.get(module, 0) + 1
+    by_module: dict[str, list[Example]] = {}
+    for ex in indirect_rows:
+        module = _module(ex, people)
+        if module is not None:
+            by_module.setdefault(module, []).append(ex)
+    kept = [
+        ex
+        for module, rows in by_module.items()
+        for ex in rng.sample(rows, k=min(len(rows), quota.get(module, 0)))
+    ]
+    rows = direct_rows + kept + by_role.get("general", [])
+    return _paired_by_module(forget, rows, rng, num_items)

@@ -18,9 +18,9 @@ from transformers import PreTrainedModel, Trainer
 
 from mmunlearn.data.example import Example
 from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
-from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.encoding import PromptEncoder, with_all_positions
 from mmunlearn.models.forward import answer_logits
-from mmunlearn.teachers.targets import TeacherContext
+from mmunlearn.teachers.targets import TeacherContext, TokenTargets
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,6 +68,17 @@ class RoleCollator:
         return batches
 
 
+def frozen_model(model: torch.nn.Module, device: torch.device | None = None) -> Callable[[], Any]:
+    """Access to `model`, frozen in place and placed on `device`, as a context manager."""
+    model = model.eval().requires_grad_(False).to(device or "cpu")
+
+    @contextlib.contextmanager
+    def access() -> Iterator[torch.nn.Module]:
+        yield model
+
+    return access
+
+
 def frozen_teacher(
     model: torch.nn.Module, use_adapter_off: bool, device: torch.device | None = None
 ) -> Callable[[], Any]:
@@ -81,13 +92,7 @@ def frozen_teacher(
                 yield model
 
         return adapters_off
-    frozen = copy.deepcopy(model).eval().requires_grad_(False).to(device or "cpu")
-
-    @contextlib.contextmanager
-    def copy_of_base() -> Iterator[torch.nn.Module]:
-        yield frozen
-
-    return copy_of_base
+    return frozen_model(copy.deepcopy(model), device)
 
 
 class UnlearnTrainer(Trainer):
@@ -96,23 +101,42 @@ class UnlearnTrainer(Trainer):
         *args: Any,
         terms: tuple[Term, ...],
         teacher_context: TeacherContext | None,
+        alternate: bool = False,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.terms = terms
         self.teacher_context = teacher_context
+        self.alternate = alternate
         self._term_logs: dict[str, list[float]] = {}
 
+    def active_terms(self) -> tuple[Term, ...]:
+        """All terms; with `alternate`, the forget terms on even optimizer steps and the others
+        on odd ones (every micro-batch of one accumulated step sees the same half)."""
+        if not self.alternate:
+            return self.terms
+        forget_step = self.state.global_step % 2 == 0
+        return tuple(t for t in self.terms if (t.source == "forget") == forget_step)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        student: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        total = torch.zeros((), device=self.args.device)
-        for term in self.terms:
-            batch = inputs[term.role]
-            if term.role not in student:
-                student[term.role] = answer_logits(model, batch)
-            logits, labels = student[term.role]
+        student: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
+
+        def side(role: str, term: Term) -> tuple[torch.Tensor, TokenTargets, torch.Tensor]:
+            key = (role, term.positions)
+            if key not in student:
+                batch = inputs[role]
+                if term.positions == "all":
+                    batch = with_all_positions(batch)
+                student[key] = (*answer_logits(model, batch), batch)
+            logits, labels, batch = student[key]
             targets = term.teacher.build(self.teacher_context, batch, labels.detach())
-            value = term_value(term, logits, targets, labels)
+            return logits, targets, labels
+
+        total = torch.zeros((), device=self.args.device)
+        for term in self.active_terms():
+            logits, targets, labels = side(term.role, term)
+            pair = side(term.pair_role, term) if term.pair_role else None
+            value = term_value(term, logits, targets, labels, pair)
             self._term_logs.setdefault(f"loss/{term.name}", []).append(value.item())
             value = self._global_mean(value, term_count(term, targets))
             total = total + term.sign * term.weight * value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def unlearn(
     )
     if config.sampler:
         SAMPLERS.get(config.sampler)  # an unknown name fails here, with the known ones
-        method = dataclasses.replace(method, sampler=config.sampler)
+        method = method.with_sampler(config.sampler)
     missing = [role for role in method.roles if not any(ex.role == role for ex in examples)]
     if missing:
         raise ValueError(f"{data_path}: method {method.name!r} needs rows with role(s) {missing}")

@@ -9,6 +9,7 @@ from mmunlearn.losses.divergences import (
     ReverseKL,
     build_loss,
     masked_mean,
+    reduce_tokens,
 )
 from mmunlearn.teachers.targets import TokenTargets
 
@@ -93,7 +94,10 @@ def test_every_registered_loss_runs_with_defaults(pair):
     labels = torch.tensor([[0, 1, 2], [3, 4, -100]])
     for name in LOSSES.names():
         loss = build_loss(name)
-        if getattr(loss, "level", "token") == "sequence":
+        if getattr(loss, "level", "token") == "pair":
+            values = loss((student, soft(teacher), labels), (teacher, soft(student), labels))
+            assert values.shape == (2,) and torch.isfinite(values).all(), name
+        elif getattr(loss, "level", "token") == "sequence":
             values = loss(student, soft(teacher), labels)
             assert values.shape == (2,) and torch.isfinite(values).all(), name
         else:
@@ -104,3 +108,17 @@ def test_every_registered_loss_runs_with_defaults(pair):
 def test_unknown_loss_suggests_the_closest_name():
     with pytest.raises(KeyError, match="did you mean 'forward_kl'"):
         build_loss("forwrd_kl")
+
+
+def test_sum_reduction_sums_each_sequence_then_averages_sequences():
+    values = torch.tensor([[1.0, 3.0], [5.0, 7.0], [9.0, 9.0]])
+    mask = torch.tensor([[True, False], [True, True], [False, False]])
+    assert reduce_tokens(values, mask, "sum").item() == pytest.approx((1 + (5 + 7)) / 2)
+    assert reduce_tokens(values, mask, "mean").item() == pytest.approx((1 + 5 + 7) / 3)
+
+
+def test_reduction_is_an_option_of_every_token_loss():
+    for name in ("forward_kl", "reverse_kl", "jsd", "cross_entropy"):
+        assert build_loss({"name": name, "reduction": "sum"}).reduction == "sum"
+    with pytest.raises(ValueError, match="reduction='total'"):
+        build_loss({"name": "forward_kl", "reduction": "total"})

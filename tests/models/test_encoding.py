@@ -1,6 +1,11 @@
 import torch
 
-from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder, answer_length
+from mmunlearn.models.encoding import (
+    IGNORE_INDEX,
+    PromptEncoder,
+    answer_length,
+    with_all_positions,
+)
 from mmunlearn.models.forward import answer_logits
 
 
@@ -49,3 +54,15 @@ def test_answer_logits_equal_the_full_forward_at_answer_positions(loaded, exampl
         full = loaded.model(**inputs).logits  # (B, T, V): only in this test
     k = labels.shape[1]
     torch.testing.assert_close(logits, full[:, -k - 1 : -1], atol=1e-5, rtol=1e-5)
+
+
+def test_all_positions_labels_every_real_token_after_the_first():
+    batch = {
+        "input_ids": torch.tensor([[0, 0, 7, 8, 9], [3, 4, 5, 6, 2]]),
+        "attention_mask": torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]]),
+        "labels": torch.tensor([[-100, -100, -100, -100, 9], [-100, -100, -100, 6, 2]]),
+    }
+    relabelled = with_all_positions(batch)
+    assert relabelled["labels"].tolist() == [[-100, -100, -100, 8, 9], [-100, 4, 5, 6, 2]]
+    assert answer_length(relabelled["labels"]) == 4  # the whole sequence after its first token
+    assert batch["labels"][0, 3] == -100  # the original batch is untouched

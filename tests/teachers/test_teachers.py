@@ -16,7 +16,10 @@ def make_context(loaded):
         yield frozen
 
     return TeacherContext(
-        frozen=frozen_model, encoder=PromptEncoder(loaded), swap_names=("Zorin Vale", "Mika Tess")
+        frozen=frozen_model,
+        encoder=PromptEncoder(loaded),
+        swap_names=("Zorin Vale", "Mika Tess"),
+        models={"reinforced": frozen_model},  # WHP's reinforced model; here the base itself
     )
 
 

@@ -3,7 +3,15 @@ from collections import Counter
 import pytest
 
 from mmunlearn.data.example import Example
-from mmunlearn.training.samplers import SAMPLERS, modular, one_to_one_random
+from mmunlearn.training.samplers import (
+    SAMPLERS,
+    balanced,
+    cyclic,
+    direct,
+    indirect,
+    modular,
+    one_to_one_random,
+)
 
 
 def ex(id_, role, entity, **meta):
@@ -54,3 +62,51 @@ def test_samplers_name_the_missing_split():
         SAMPLERS.get("one_to_one_random")({"forget": BY_ROLE["forget"]}, 0, 1)
     with pytest.raises(KeyError, match="did you mean 'modular'"):
         SAMPLERS.get("modulr")
+
+
+def test_cyclic_pairs_every_row_to_keep_once_per_pass_in_order():
+    by_role = {**BY_ROLE, "retain": [ex("r1", "retain", "R")]}
+    items = cyclic(by_role, seed=0, num_items=10)
+    keep = [e.id for role in ("retain", "neighbor", "general") for e in by_role[role]]
+    assert len(items) == 2 * len(keep)  # whole passes: 9 rows, 10 items asked
+    assert [i["retain"].id for i in items] == keep + keep
+    assert [i["forget"].id for i in items[:4]] == ["fa1", "fa2", "fb1", "fa1"]
+
+
+def test_direct_and_indirect_keep_only_their_relation():
+    for sampler, relation in ((direct, "direct"), (indirect, "indirect")):
+        items = sampler(BY_ROLE, seed=0, num_items=1)
+        assert items and {i["retain"].meta["relation"] for i in items} == {relation}
+        for item in items:
+            module = item["retain"].meta.get("module")
+            if module:
+                assert item["forget"].entity == module
+    assert {i["retain"].id for i in direct(BY_ROLE, 0, 1)} == {"na0", "na1", "na2"}
+
+
+def test_balanced_downsamples_each_persons_indirect_rows_to_their_direct_count():
+    neighbours = [
+        *[ex(f"da{i}", "neighbor", f"dA{i}", module="A", relation="direct") for i in range(2)],
+        *[ex(f"ia{i}", "neighbor", f"iA{i}", module="A", relation="indirect") for i in range(5)],
+        ex("db0", "neighbor", "dB0", module="B", relation="direct"),
+        *[ex(f"ib{i}", "neighbor", f"iB{i}", module="B", relation="indirect") for i in range(3)],
+        ex("ix", "neighbor", "iX", module=None, relation="indirect"),
+    ]
+    by_role = {**BY_ROLE, "neighbor": neighbours}
+    items = balanced(by_role, seed=0, num_items=1)
+    kept = Counter(
+        (i["retain"].meta.get("module"), i["retain"].meta.get("relation")) for i in items
+    )
+    assert kept == {
+        ("A", "direct"): 2,
+        ("A", "indirect"): 2,
+        ("B", "direct"): 1,
+        ("B", "indirect"): 1,
+        (None, None): 2,  # the general rows
+    }
+
+
+def test_relation_samplers_need_that_relation():
+    no_direct = {**BY_ROLE, "neighbor": BY_ROLE["neighbor"][3:]}
+    with pytest.raises(ValueError, match="relation='direct'"):
+        direct(no_direct, 0, 1)

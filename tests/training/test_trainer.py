@@ -1,3 +1,8 @@
+import dataclasses
+import json
+import math
+
+import pytest
 import torch
 from transformers import TrainingArguments
 
@@ -91,3 +96,68 @@ def test_lora_trains_adapters_only_and_the_teacher_stays_the_base(loaded, exampl
         }
     for name, value in base_before.items():
         assert torch.equal(base_now[name].detach().cpu(), value), f"frozen {name} changed"
+
+
+def one_batch_trainer(loaded, examples, method, tmp_path):
+    by_role = group_by_role(examples)
+    items = [
+        {"forget": f, "retain": r}
+        for f, r in zip(by_role["forget"][:6], by_role["retain"][:6], strict=True)
+    ]
+    encoder = PromptEncoder(loaded)
+    ctx = TeacherContext(
+        frozen=frozen_teacher(loaded.model, use_adapter_off=False), encoder=encoder
+    )
+    trainer = UnlearnTrainer(
+        model=loaded.model,
+        terms=method.terms,
+        teacher_context=ctx,
+        args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True),
+    )
+    loaded.model.eval()
+    return trainer, RoleCollator(encoder, batch_roles=method.batch_roles)(items)
+
+
+def test_all_positions_kl_with_the_teacher_equal_to_the_student_is_zero(loaded, examples, tmp_path):
+    same = {"noise": {"kind": "gaussian", "std": 0.0}}
+    method = build_method("vgid_noise_only", teacher=same)
+    assert {t.positions for t in method.terms} == {"all"}
+    trainer, inputs = one_batch_trainer(loaded, examples, method, tmp_path)
+    assert abs(trainer.compute_loss(loaded.model, inputs).item()) < 1e-5
+    trainer.terms = build_method("vgid_noise_only").terms  # the authors' noise image
+    assert trainer.compute_loss(loaded.model, inputs).item() > 1e-4
+
+
+def test_all_positions_cover_the_prompt_not_only_the_answer(loaded, examples, tmp_path):
+    """On image rows the noise changes predictions at prompt positions too: the all-positions
+    KL sees them, the answer-only KL does not."""
+    method = build_method("vgid_noise_only", loss={"reduction": "mean"})
+    trainer, inputs = one_batch_trainer(loaded, examples, method, tmp_path)
+    trainer.terms = method.terms[:1]
+    everywhere = trainer.compute_loss(loaded.model, inputs).item()
+    answer_only = dataclasses.replace(method.terms[0], positions="answer")
+    trainer.terms = (answer_only,)
+    assert everywhere != pytest.approx(trainer.compute_loss(loaded.model, inputs).item())
+
+
+def test_alternating_methods_take_separate_optimizer_steps(loaded, examples, tmp_path):
+    """Each optimizer step (one log entry per global step) computed one half of the terms."""
+    method = build_method("vgid_noise_only")
+    config = TrainConfig(steps=4, lr=1e-2, batch_size=2, logging_steps=1)
+    train(loaded, method, group_by_role(examples), config, tmp_path, progress=False)
+    history = [e for e in json.loads((tmp_path / "train_log.json").read_text()) if "loss" in e]
+    assert [entry["step"] for entry in history] == [1, 2, 3, 4]
+    terms = [sorted(k for k in entry if k.startswith("loss/")) for entry in history]
+    forget, retain = ["loss/forget/VisualNoiseTeacher"], ["loss/retain/BaseTeacher"]
+    assert terms == [forget, retain, forget, retain]
+
+
+def test_a_pair_term_sees_both_views(loaded, examples, tmp_path):
+    method = build_method("dpo_idk")
+    assert method.batch_roles == ("forget:idk", "forget", "retain")
+    trainer, inputs = one_batch_trainer(loaded, examples, method, tmp_path)
+    trainer.terms = method.terms[:1]
+    # an untrained student equal to its reference: every margin is 0, so the loss is (2/β)·log 2
+    beta = method.terms[0].loss.beta
+    loss = trainer.compute_loss(loaded.model, inputs).item()
+    assert loss == pytest.approx(2 / beta * math.log(2), rel=1e-5)
