@@ -259,10 +259,16 @@ def render_metrics(metrics: dict[str, dict]) -> list[str]:
                 f"{n['attacked']:.3f})"
                 for n in sorted(found, key=lambda n: -n["recovered"])
             )
+            relearned = _get(measured, "probe_relearn", "relearned_half")
             lines.append(
                 f"- {name}: "
                 + (f"recovered by {said}" if found else "no attack recovers")
                 + f" (threshold +{threshold:.2f} ROUGE-L)"
+                + (
+                    f"; the relearned half itself reaches {relearned:.3f}"
+                    if relearned is not None
+                    else ""
+                )
             )
         lines.append("")
 
