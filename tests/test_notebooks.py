@@ -24,6 +24,7 @@ def test_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MMUNLEARN_FIGURES", str(tmp_path / "figures"))
     monkeypatch.delenv("MMUNLEARN_RUNS", raising=False)
+    monkeypatch.setenv("MMUNLEARN_CACHE", str(tmp_path / "cache"))  # a fresh clone: no models
     monkeypatch.setenv("PYTHONPATH", str(NOTEBOOK.parents[1]))  # this checkout's mmunlearn
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(

@@ -295,9 +295,10 @@ def utility(ctx: MetricContext) -> Result:
     fact accuracy, MCQ accuracy and answer probability, in [0, 1], higher is better, the base
     the reference. A group the data lacks is reported as missing.
     """
+    mcq_result = ctx.own("mcq")  # optional: data without options still has a utility
     summaries = {
         "generation": ctx.needed("generation")["summary"],
-        "mcq": ctx.own("mcq").get("summary", {}),
+        "mcq": mcq_result.get("summary", {}),
         "probability": ctx.needed("probability")["summary"],
     }
 
@@ -321,7 +322,10 @@ def utility(ctx: MetricContext) -> Result:
     groups.update({f"neighbor {rel}": group("neighbor", rel) for rel in relations})
     if not relations:
         groups["neighbor"] = {"missing": "no neighbor rows with meta.relation in the data"}
-    return {"groups": groups}
+    result: Result = {"groups": groups}
+    if "missing" in mcq_result:
+        result["mcq_acc"] = f"missing: {mcq_result['missing']}"
+    return result
 
 
 def _means(rows: list[dict[str, Any]], by_modality: bool = True) -> dict[str, Any]:
