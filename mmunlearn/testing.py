@@ -9,8 +9,10 @@ import torch
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
+from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel
 from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_tokenizer
+from mmunlearn.models.tiny_families import TINY_FAMILIES
 from mmunlearn.training.world_models import vocabulary_texts
 
 TINY_WORLD = WorldConfig(
@@ -42,3 +44,11 @@ def tiny_llava(
     tokenizer = build_word_tokenizer(vocabulary_texts(examples, []))
     model, processor = build_tiny_llava(tokenizer, config)
     return LoadedModel(model, processor, "vision_language")
+
+
+def tiny_family(name: str, examples: list[Example], seed: int = 0) -> LoadedModel:
+    """An untrained tiny model of family `name` (see `mmunlearn.models.tiny_families`) with its
+    real processor or tokenizer, whose vocabulary covers `examples`."""
+    torch.manual_seed(seed)
+    model, processor = TINY_FAMILIES.get(name)(vocabulary_texts(examples, []))
+    return LoadedModel(model, processor, family_of(model.config).kind)

@@ -1,5 +1,6 @@
 """Tests run offline: the hub is off and any non-local network connection fails."""
 
+import gc
 import os
 import socket
 
@@ -9,7 +10,7 @@ import torch
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 _connect = socket.socket.connect
 
@@ -49,3 +50,12 @@ def loaded(examples):
     from mmunlearn.testing import tiny_llava
 
     return tiny_llava(examples)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _freeze_imported_objects():
+    """Move everything imported at collection to gc's permanent generation: the Trainer runs a
+    full gc.collect() after every train() call, which otherwise re-scans all of transformers."""
+    gc.freeze()
+    yield
+    gc.unfreeze()

@@ -18,8 +18,9 @@ import torch
 from mmunlearn.data.example import Example
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.metrics import score_predictions
+from mmunlearn.models.families import pixel_bounds
 from mmunlearn.models.loading import LoadedModel
-from mmunlearn.teachers.visual_noise import VisualNoise, pixel_bounds
+from mmunlearn.teachers.visual_noise import VisualNoise
 
 Rows = list[dict[str, Any]]
 
@@ -44,10 +45,16 @@ def noise_probe(
     progress: bool,
 ) -> Rows:
     """The image+text forget questions with their image noised by a `visual_noise` intervention
-    (seeded per example id, as the teacher does)."""
-    bounds = pixel_bounds(loaded.processor)
+    (seeded per example id, as the teacher does). Needs one pixel tensor per image along dim 0
+    (LLaVA-style); other layouts raise ValueError."""
+    bounds = pixel_bounds(loaded.processor, loaded.family)
 
     def transform(pixels: torch.Tensor, examples: list[Example]) -> torch.Tensor:
+        if loaded.family.pixel_layout != "chw" or pixels.shape[0] != len(examples):
+            raise ValueError(
+                f"noise probe: {loaded.family.name} batches {pixels.shape[0]} pixel tensors "
+                f"for {len(examples)} images; it needs one (C, H, W) tensor per image"
+            )
         return noise.apply(pixels, [ex.id for ex in examples], bounds)
 
     asked = [ex for ex in forget if ex.image is not None]

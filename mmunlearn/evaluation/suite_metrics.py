@@ -383,9 +383,12 @@ def probe_noise(ctx: MetricContext) -> Result:
     """Robustness: image+text forget ROUGE-L with the image noised (a `visual_noise` intervention,
     default Gaussian std 1.0) vs clean. "recovered" > 0 = noise brings facts back."""
     forget = _forget(ctx)
-    rows = noise_probe(
-        ctx.model.loaded, forget, ctx.settings.noise, ctx.settings.max_new_tokens, ctx.progress
-    )
+    try:
+        rows = noise_probe(
+            ctx.model.loaded, forget, ctx.settings.noise, ctx.settings.max_new_tokens, ctx.progress
+        )
+    except ValueError as unsupported:  # a pixel layout the probe cannot noise per image
+        raise Missing(str(unsupported)) from None
     if not rows:
         raise Missing("no image+text forget question")
     baseline = [r for r in _forget_rows(ctx) if r["modality"] == "image"]

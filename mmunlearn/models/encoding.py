@@ -3,7 +3,8 @@
 Labels are the answer tokens only, found by tokenising the prompt and prompt+answer and keeping
 what follows their common prefix (robust to tokenizer boundary quirks). Batches are LEFT-padded, so
 every row's answer ends at the last position: the student's answer logits are the last K+1
-positions of the sequence (`logits_to_keep`), never a full (B, T, V) tensor.
+positions of the sequence (`logits_to_keep`), never a full (B, T, V) tensor. What differs between
+model families (image tensors, position ids) comes from the family adapter (`families.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from PIL import Image
 
 from mmunlearn.data.example import Example
+from mmunlearn.models.families import Family, concat_padded
 from mmunlearn.models.loading import LoadedModel
 
 IGNORE_INDEX = -100
@@ -25,7 +27,10 @@ FALLBACK_TEMPLATE = "Question: {question}\nAnswer:"
 class Encoded:
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]  # IGNORE_INDEX on prompt tokens
-    pixel_values: torch.Tensor | None  # (C, H, W) in the processor's normalised space
+    # The processor's tensors for this example's image, keyed as the model takes them (the
+    # family's `image_keys`), each with its leading dim (e.g. pixel_values (1, C, H, W) for LLaVA);
+    # pixels are in the processor's normalised space. None without an image.
+    image_inputs: dict[str, torch.Tensor] | None = None
 
 
 class PromptEncoder:
@@ -37,7 +42,7 @@ class PromptEncoder:
         self.max_length = max_length
         self._cache: dict[tuple[str, str, str, str | None], Encoded] = {}
         self._pixels: dict[str, torch.Tensor] = {}
-        self._prompts: dict[tuple[str, str | None], tuple[list[int], torch.Tensor | None]] = {}
+        self._prompts: dict[tuple[str, str | None], tuple[list[int], Any]] = {}
 
     @property
     def is_vision_language(self) -> bool:
@@ -59,11 +64,15 @@ class PromptEncoder:
 
     def prompt_ids(
         self, text: str, image: Image.Image | None
-    ) -> tuple[list[int], torch.Tensor | None]:
+    ) -> tuple[list[int], dict[str, torch.Tensor] | None]:
         if self.is_vision_language:
-            out = self.loaded.processor(text=text, images=image, return_tensors="pt")
-            pixels = out["pixel_values"][0] if image is not None else None
-            return out["input_ids"][0].tolist(), pixels
+            out = self.loaded.processor(
+                text=text, images=[image] if image is not None else None, return_tensors="pt"
+            )
+            images = (
+                {k: out[k] for k in self.loaded.family.image_keys} if image is not None else None
+            )
+            return out["input_ids"][0].tolist(), images
         return self.tokenizer(text, add_special_tokens=True)["input_ids"], None
 
     def encode(self, example: Example, question: str | None = None, prefix: str = "") -> Encoded:
@@ -86,7 +95,7 @@ class PromptEncoder:
         # Scoring several answers to one question (multiple choice) encodes its prompt once.
         if (prompt, example.image) not in self._prompts:
             self._prompts[(prompt, example.image)] = self.prompt_ids(prompt, image)
-        prompt_ids, pixels = self._prompts[(prompt, example.image)]
+        prompt_ids, image_inputs = self._prompts[(prompt, example.image)]
         full_ids, _ = self.prompt_ids(f"{prompt} {example.answer}", image)
         common = 0
         while (
@@ -105,7 +114,7 @@ class PromptEncoder:
                 f"example {example.id!r}: {len(full_ids)} tokens exceed max_length={self.max_length}"
             )
         labels = [IGNORE_INDEX] * common + full_ids[common:]
-        return Encoded(tuple(full_ids), tuple(labels), pixels)
+        return Encoded(tuple(full_ids), tuple(labels), image_inputs)
 
     def load_image(self, path: str) -> Image.Image:
         try:
@@ -115,13 +124,25 @@ class PromptEncoder:
             raise ValueError(f"image {path!r} cannot be read: {error}") from error
 
     def collate(self, examples: list[Example], encoded: list[Encoded]) -> dict[str, Any]:
-        return collate_left(encoded, self.tokenizer.pad_token_id, examples)
+        image_token_id = getattr(self.loaded.model.config, "image_token_id", None)
+        return collate_left(
+            encoded, self.tokenizer.pad_token_id, self.loaded.family, image_token_id, examples
+        )
 
 
 def collate_left(
-    encoded: list[Encoded], pad_id: int, examples: list[Example] | None = None
+    encoded: list[Encoded],
+    pad_id: int,
+    family: Family,
+    image_token_id: int | None = None,
+    examples: list[Example] | None = None,
 ) -> dict[str, Any]:
-    """Left-pad a list of encodings into a batch; answers end at the last position of every row."""
+    """Left-pad a list of encodings into a batch; answers end at the last position of every row.
+
+    Image tensors of the rows that have an image are concatenated along dim 0 (zero-padded, see
+    `families.concat_padded`); `image_rows` names those rows and `image_shapes` each one's own
+    extent, so an intervention can touch exactly one example's pixels.
+    """
     length = max(len(e.input_ids) for e in encoded)
     rows = len(encoded)
     input_ids = torch.full((rows, length), pad_id, dtype=torch.long)  # (B, T)
@@ -132,16 +153,20 @@ def collate_left(
         input_ids[row, length - n :] = torch.tensor(enc.input_ids)
         labels[row, length - n :] = torch.tensor(enc.labels)
         attention_mask[row, length - n :] = 1
-    batch: dict[str, Any] = {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0),
-        "labels": labels,
-    }
-    image_rows = [row for row, enc in enumerate(encoded) if enc.pixel_values is not None]
+    batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if family.position_ids:
+        batch["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    if family.token_types:
+        batch[family.token_types] = (input_ids == image_token_id).long()  # (B, T): 1 = image
+    batch["labels"] = labels
+    image_rows = [row for row, enc in enumerate(encoded) if enc.image_inputs is not None]
     if image_rows:
-        batch["pixel_values"] = torch.stack([encoded[row].pixel_values for row in image_rows])
+        for key in family.image_keys:
+            batch[key] = concat_padded([encoded[row].image_inputs[key] for row in image_rows])
         batch["image_rows"] = torch.tensor(image_rows, dtype=torch.long)
+        batch["image_shapes"] = [
+            encoded[row].image_inputs["pixel_values"].shape for row in image_rows
+        ]
     if examples is not None:
         batch["examples"] = list(examples)
     return batch
@@ -152,6 +177,18 @@ def answer_length(labels: torch.Tensor) -> int:
     return int((labels != IGNORE_INDEX).sum(-1).max())
 
 
+# Every tensor a model of some family takes; a batch holds only its own family's (see collate).
+MODEL_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "position_ids",
+    "mm_token_type_ids",
+    "pixel_values",
+    "image_sizes",
+    "image_grid_thw",
+    "pixel_attention_mask",
+)
+
+
 def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    keys = ("input_ids", "attention_mask", "position_ids", "pixel_values")
-    return {k: batch[k] for k in keys if k in batch}
+    return {k: batch[k] for k in MODEL_KEYS if k in batch}

@@ -17,6 +17,8 @@ from transformers import (
     PreTrainedModel,
 )
 
+from mmunlearn.models.families import Family, family_of
+
 log = logging.getLogger(__name__)
 
 
@@ -29,16 +31,16 @@ class LoadedModel:
     kind: str  # "vision_language" | "causal_lm"
 
     @property
+    def family(self) -> Family:
+        return family_of(self.model.config)
+
+    @property
     def tokenizer(self) -> Any:
         return getattr(self.processor, "tokenizer", self.processor)
 
     def save(self, directory: str | Path) -> None:
         self.model.save_pretrained(directory)
         self.processor.save_pretrained(directory)
-
-
-def is_vision_language(config: Any) -> bool:
-    return getattr(config, "vision_config", None) is not None
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
@@ -50,7 +52,8 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
             "save_pretrained (model weights + processor or tokenizer files)"
         )
     config = AutoConfig.from_pretrained(path, local_files_only=True)
-    if is_vision_language(config):
+    family = family_of(config, path)  # an unsupported family fails here, before any weights load
+    if family.kind == "vision_language":
         model = AutoModelForImageTextToText.from_pretrained(
             path, dtype=dtype, local_files_only=True
         )

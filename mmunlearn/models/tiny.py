@@ -36,25 +36,38 @@ CHAT_TEMPLATE = (
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer whose vocabulary is every word and symbol in `texts`."""
+def build_word_tokenizer(
+    texts: Iterable[str],
+    special_tokens: tuple[str, ...] = (),
+    eos_token: str = "</s>",
+    image_token: str | None = "<image>",
+) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer whose vocabulary is every word and symbol in `texts`.
+
+    `special_tokens` (a model family's chat and image markers) are whole tokens after the
+    defaults; `image_token` is exposed as `tokenizer.image_token` (None: no such attribute, for
+    processors that pick their own image token).
+    """
     words = sorted(
         {w for text in texts for w in _WORD.findall(text)} | set("USER ASSISTANT :".split())
     )
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + special_tokens)}
     for word in words:
         vocab.setdefault(word, len(vocab))
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token="<pad>",
         bos_token="<s>",
-        eos_token="</s>",
+        eos_token=eos_token,
         unk_token="<unk>",
-        extra_special_tokens={"image_token": "<image>"},
+        extra_special_tokens={"image_token": image_token} if image_token else {},
         padding_side="left",
     )
+    if special_tokens:
+        tokenizer.add_tokens(list(special_tokens), special_tokens=True)
+    return tokenizer
 
 
 @dataclass(frozen=True)

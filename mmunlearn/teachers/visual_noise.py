@@ -1,4 +1,11 @@
-"""Seeded visual-noise interventions on pixel values (in the processor's normalised space)."""
+"""Seeded visual-noise interventions on pixel values (in the processor's normalised space).
+
+Noise is drawn per image, over exactly that image's own pixel tensor whatever the family's layout
+((C, H, W), anyres tiles (P, C, H, W), or Qwen2-VL's flattened patches (patches, C·T·p·p)): the
+batch records each image's extent (`image_shapes`), so padding added by batching stays zero. The
+`replace` range is the per-channel normalised range, shaped by the family adapter to the layout
+(`families.pixel_bounds`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Any
 
 import torch
 
+from mmunlearn.models.families import pixel_bounds
 from mmunlearn.teachers.targets import (
     TEACHERS,
     TeacherContext,
@@ -57,41 +65,50 @@ class VisualNoise:
         bounds: tuple[torch.Tensor, torch.Tensor],
         draw: int = 0,
     ) -> torch.Tensor:
-        """Noise `pixels` (N, C, H, W); `keys[i]` names image i (for its seed)."""
-        noised = []
-        for image, key in zip(pixels, keys, strict=True):
-            gen = torch.Generator().manual_seed(stable_seed(self.seed, key, draw))
-            if self.kind == "replace":
-                low, high = (b.view(-1, 1, 1).to(image) for b in bounds)
-                uniform = torch.rand(image.shape, generator=gen).to(image)
-                noised.append(low + (high - low) * uniform)
-                continue
-            eps = torch.randn(image.shape, generator=gen).to(image)
-            if self.kind == "gaussian":
-                noised.append(image + self.std * eps)
-            else:
-                a = self.alpha_bar()
-                noised.append(math.sqrt(a) * image + math.sqrt(1 - a) * eps)
+        """Noise a stack of images `pixels` (N, ...); `keys[i]` names image i (for its seed)."""
+        noised = [
+            self.noise_image(image, key, bounds, draw)
+            for image, key in zip(pixels, keys, strict=True)
+        ]
         return torch.stack(noised)
 
-
-def pixel_bounds(processor: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel range of valid normalised pixels: ((0 − mean)/std, (1 − mean)/std)."""
-    image_processor = getattr(processor, "image_processor", None)
-    mean = torch.tensor(getattr(image_processor, "image_mean", None) or [0.5, 0.5, 0.5])
-    std = torch.tensor(getattr(image_processor, "image_std", None) or [0.5, 0.5, 0.5])
-    return (0 - mean) / std, (1 - mean) / std
+    def noise_image(
+        self,
+        image: torch.Tensor,
+        key: str,
+        bounds: tuple[torch.Tensor, torch.Tensor],
+        draw: int = 0,
+    ) -> torch.Tensor:
+        """Noise one image's pixel tensor (any shape); `bounds` (low, high) broadcast over it."""
+        gen = torch.Generator().manual_seed(stable_seed(self.seed, key, draw))
+        if self.kind == "replace":
+            low, high = (b.to(image) for b in bounds)
+            uniform = torch.rand(image.shape, generator=gen).to(image)
+            return low + (high - low) * uniform
+        eps = torch.randn(image.shape, generator=gen).to(image)
+        if self.kind == "gaussian":
+            return image + self.std * eps
+        a = self.alpha_bar()
+        return math.sqrt(a) * image + math.sqrt(1 - a) * eps
 
 
 def noised_batch(
     ctx: TeacherContext, batch: dict[str, Any], noise: VisualNoise, draw: int
 ) -> dict[str, Any]:
+    """`batch` with each image's own pixels noised (seeded by its example id); padding untouched."""
     if "pixel_values" not in batch:
         return batch
     examples = batch["examples"]
-    keys = [examples[row].id for row in batch["image_rows"].tolist()]
-    bounds = pixel_bounds(ctx.encoder.loaded.processor)
-    return {**batch, "pixel_values": noise.apply(batch["pixel_values"], keys, bounds, draw)}
+    loaded = ctx.encoder.loaded
+    bounds = pixel_bounds(loaded.processor, loaded.family)
+    pixels = batch["pixel_values"].clone()
+    start = 0
+    for row, shape in zip(batch["image_rows"].tolist(), batch["image_shapes"], strict=True):
+        # this image: `shape[0]` entries along dim 0, its own extent along the others
+        region = (slice(start, start + shape[0]), *(slice(0, s) for s in shape[1:]))
+        pixels[region] = noise.noise_image(pixels[region], examples[row].id, bounds, draw)
+        start += shape[0]
+    return {**batch, "pixel_values": pixels}
 
 
 @TEACHERS.register("visual_noise")

@@ -9,9 +9,7 @@ from typing import Any
 
 import yaml
 
-from mmunlearn.models.lora import LORA_TARGETS
-
-LORA_SCOPES = tuple(LORA_TARGETS)
+from mmunlearn.models.lora import lora_target
 
 
 @dataclass
@@ -25,7 +23,9 @@ class TrainConfig:
     lora: bool = False
     lora_rank: int = 8
     lora_alpha: int = 16
-    lora_scope: str = "language_model"
+    lora_scope: str = "language_model"  # or projector, vision_tower, all, a+b, re:<pattern>
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory
+    bf16: bool = False  # bfloat16 mixed precision; needs a CUDA GPU
     save_steps: int = 0  # 0: only the final model; >0: resumable checkpoints every N steps
     logging_steps: int = 10
     eval_every: int = 0  # >0: forget/retain ROUGE-L every N steps → trajectory.json
@@ -36,8 +36,7 @@ class TrainConfig:
             raise ValueError(f"train.steps={self.steps} must be >= 1")
         if self.batch_size < 1:
             raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
-        if self.lora_scope not in LORA_SCOPES:
-            raise ValueError(f"train.lora_scope={self.lora_scope!r}; expected one of {LORA_SCOPES}")
+        lora_target(self.lora_scope)  # raises ValueError naming the scope
 
 
 @dataclass

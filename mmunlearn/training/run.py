@@ -22,8 +22,9 @@ from mmunlearn.data.example import Example
 from mmunlearn.io import atomic_write_json
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel
-from mmunlearn.models.lora import LORA_TARGETS
+from mmunlearn.models.lora import lora_target
 from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
@@ -39,9 +40,27 @@ def add_lora(model: torch.nn.Module, config: TrainConfig) -> PeftModel:
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=0.0,
-        target_modules=LORA_TARGETS[config.lora_scope],
+        target_modules=lora_target(config.lora_scope),
+        fan_in_fan_out=family_of(model.config).fan_in_fan_out,
     )
-    return get_peft_model(model, lora)
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as error:  # peft: the pattern matched no module of this model
+        raise ValueError(f"train.lora_scope={config.lora_scope!r}: {error}") from None
+
+
+def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """TrainingArguments for activation (gradient) checkpointing; non-reentrant, so it works with
+    frozen inputs (LoRA) without forcing input gradients. Newer transformers renamed the option."""
+    if not enabled:
+        return {}
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
 
 
 def environment() -> dict[str, Any]:
@@ -73,6 +92,10 @@ def train(
         return train_phases(
             loaded, method, by_role, config, output_dir, swap_names, progress, eval_examples
         )
+    if config.bf16 and not torch.cuda.is_available():
+        raise ValueError(
+            "train.bf16=true needs a CUDA GPU and none is available; set train.bf16=false"
+        )
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
@@ -95,6 +118,8 @@ def train(
         disable_tqdm=not progress,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
+        bf16=config.bf16,
+        **checkpointing_arguments(config.gradient_checkpointing),
     )
     model = add_lora(loaded.model, config) if config.lora else loaded.model
     context = None

@@ -3,7 +3,10 @@ import torch
 
 from mmunlearn.teachers.visual_noise import VisualNoise
 
-BOUNDS = (torch.tensor([-1.0, -2.0, -1.5]), torch.tensor([1.0, 2.0, 1.5]))
+BOUNDS = (
+    torch.tensor([-1.0, -2.0, -1.5]).view(3, 1, 1),
+    torch.tensor([1.0, 2.0, 1.5]).view(3, 1, 1),
+)
 
 
 @pytest.fixture()
@@ -31,7 +34,7 @@ def test_noise_is_seeded_per_example(kind, pixels):
 
 def test_replace_stays_in_the_valid_range_and_ignores_the_image(pixels):
     noised = VisualNoise("replace").apply(pixels, ["a", "b"], BOUNDS)
-    low, high = (b.view(1, 3, 1, 1) for b in BOUNDS)
+    low, high = BOUNDS
     assert ((noised >= low) & (noised <= high)).all()
     assert torch.equal(noised, VisualNoise("replace").apply(pixels * 0, ["a", "b"], BOUNDS))
 
