@@ -231,6 +231,26 @@ def render_metrics(metrics: dict[str, dict]) -> list[str]:
         "",
     ]
 
+    header = ["method"]
+    header += [f"{m} AUC {a}" for m in MODALITIES for a in ("loss", "min_k_plus_plus")]
+    header += [f"{m} forget quality" for m in MODALITIES]
+    rows = [
+        [name]
+        + [
+            _metric_cell(results, "mia", "by_modality", m, a)
+            for m in MODALITIES
+            for a in ("loss", "min_k_plus_plus")
+        ]
+        + [_metric_cell(results, "forget_quality", "by_modality", m, "p_value") for m in MODALITIES]
+        for name, results in metrics.items()
+    ]
+    lines += [
+        "## Membership and forget quality by modality (image+text vs text-only)",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
     labels = {}
     for results in metrics.values():
         for probe, node in (_get(results, "robustness", "probes") or {}).items():

@@ -128,4 +128,5 @@ def test_markdown_of_suite_metrics_names_recovering_attacks_and_missing_referenc
     assert "- vgid: recovered by relearning (other half) (+0.400: 0.100 \u2192 0.500)" in md
     assert "- ga: no attack recovers" in md
     assert "- ga forget_quality: missing: no oracle model" in md
+    assert "| ga | \u2013 | \u2013 | \u2013 | \u2013 | \u2013 | \u2013 |" in md  # no by-modality
     assert "| missing |" in md or "| missing" in md
