@@ -132,23 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser(
         "eval",
-        help="evaluate a saved model on a dataset (ROUGE-L, fact accuracy per split)",
-        description="Greedy answers to every question of the chosen splits; writes "
-        "OUTPUT_DIR/report.json, report.md, forget_retain.png and predictions.",
+        help="evaluate saved models: ROUGE-L, MCQ, truth ratio, MIA, forget quality, probes",
+        description="Run the evaluation suite (`--metrics`, default all) on each --model; "
+        "every metric is cached in OUTPUT_DIR/metrics/<model>/<metric>.json, so a rerun "
+        "computes only what changed. Writes report.json, report.md, forget_retain.png and "
+        "predictions/<model>.jsonl.",
     )
     ev.add_argument(
-        "--model", required=True, action="append", help="model dir; repeat as NAME=PATH to compare"
+        "--model", required=True, action="append", help="model dir, or NAME=PATH; repeatable"
     )
+    ev.add_argument("--oracle", help="model retrained without the forget set (same as oracle=PATH)")
     ev.add_argument("--data", required=True)
     ev.add_argument("--output-dir", required=True)
     ev.add_argument("--splits", default=",".join(SPLITS), help="comma-separated roles to evaluate")
+    ev.add_argument(
+        "--metrics", default="", help="comma-separated (default all; `mmunlearn list metrics`)"
+    )
+
+    rep = sub.add_parser("report", help="merge report.json files into one table and plot")
+    rep.add_argument("dirs", nargs="+", help="folders holding a report.json (or the files)")
+    rep.add_argument("--output-dir", help="write the merged report.json, report.md and plot here")
 
     lst = sub.add_parser("list", help="list registered methods, teachers, losses, samplers")
     lst.add_argument(
         "what",
         nargs="?",
         default="all",
-        choices=("all", "methods", "teachers", "losses", "samplers", "config"),
+        choices=("all", "methods", "teachers", "losses", "samplers", "metrics", "config"),
     )
     return parser
 
@@ -171,6 +181,12 @@ def cmd_list(what: str) -> None:
             for name, item in registry.items():
                 doc = (item.__doc__ or "").strip().splitlines()[0] if item.__doc__ else ""
                 print(f"  {name:<18} {doc}")
+    if what in ("all", "metrics"):
+        from mmunlearn.evaluation.suite import ALL_METRICS, METRICS
+
+        print("metrics:")
+        for name in ALL_METRICS:
+            print(f"  {name:<18} {METRICS.get(name).description}")
     if what == "config":
         import yaml
 
@@ -242,29 +258,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     elif args.command == "eval":
         cmd_eval(args)
+    elif args.command == "report":
+        cmd_report(args)
     return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> None:
-    from mmunlearn.data.jsonl import load_examples
-    from mmunlearn.evaluation.evaluate import evaluate
-    from mmunlearn.evaluation.report import (
-        build_report,
-        render_markdown,
-        write_predictions,
-        write_report,
-    )
-    from mmunlearn.models.loading import load_model
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
-    examples = load_examples(args.data)
-    splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
-    methods = {}
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from mmunlearn.evaluation.evaluate import evaluate_models
+    from mmunlearn.evaluation.report import render_markdown
+    from mmunlearn.evaluation.suite import EvalSettings
+
+    models = {}
     for spec in args.model:
-        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
-        summary, rows = evaluate(load_model(path), examples, roles=splits)
-        methods[name] = summary
-        write_predictions(rows, Path(args.output_dir) / "predictions" / f"{name}.jsonl")
-    report = build_report(methods, {"data": args.data, "models": args.model})
-    write_report(report, args.output_dir)
-    print(render_markdown(report, splits))
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if name in models:
+            raise ValueError(f"--model name {name!r} given twice; use NAME=PATH to tell them apart")
+        models[name] = path
+    settings = EvalSettings(roles=_split(args.splits))
+    report = evaluate_models(
+        models, args.data, args.output_dir, _split(args.metrics), args.oracle, settings
+    )
+    print(render_markdown(report, settings.roles))
     print(json.dumps({"wrote": str(Path(args.output_dir) / "report.json")}))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from mmunlearn.evaluation.report import merge_reports, render_markdown, write_report
+
+    reports = {}
+    for item in args.dirs:
+        path = Path(item) / "report.json" if Path(item).is_dir() else Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"{item}: no report.json there")
+        reports[path.parent.name or str(path.parent)] = json.loads(path.read_text())
+    merged = merge_reports(reports)
+    if args.output_dir:
+        write_report(merged, args.output_dir)
+    print(render_markdown(merged))

@@ -115,25 +115,48 @@ def test_list_shows_methods_and_teachers(capsys):
         assert any(line.split()[0] == name and "MELU" in line for line in samplers), name
 
 
+def eval_args(out, world_dir, *models, metrics="generation"):
+    args = ["eval", "--data", str(world_dir), "--output-dir", str(out), "--metrics", metrics]
+    return args + [item for model in models for item in ("--model", str(model))]
+
+
 def test_eval_writes_a_report(saved_model, world_dir, tmp_path):
     out = tmp_path / "eval"
-    assert (
-        main(
-            [
-                "eval",
-                "--model",
-                f"tiny={saved_model}",
-                "--data",
-                str(world_dir),
-                "--output-dir",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    assert main(eval_args(out, world_dir, f"tiny={saved_model}")) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["methods"]["tiny"]) >= {"forget", "retain", "test", "neighbor", "general"}
     assert (out / "predictions" / "tiny.jsonl").is_file()
+    assert (out / "metrics" / "tiny" / "generation.json").is_file()
+
+
+def test_eval_with_an_oracle_caches_and_merges(saved_model, world_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    metrics = "generation,mcq,truth_ratio,forget_quality,probe_prompt"
+    args = eval_args(out, world_dir, f"tiny={saved_model}", metrics=metrics)
+    assert main([*args, "--oracle", str(saved_model)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["metrics"]) == {"tiny", "oracle"}
+    assert report["metrics"]["tiny"]["forget_quality"]["p_value"] == 1.0  # the same weights
+    assert "rows" not in report["metrics"]["tiny"]["mcq"]  # per-question rows stay out
+    assert "## Membership inference" in (out / "report.md").read_text()
+
+    assert main([*args, "--oracle", str(saved_model)]) == 0  # everything is cached now
+    assert json.loads((out / "report.json").read_text())["meta"]["computed"] == []
+
+    assert main(args) == 0  # without the oracle the relative metric says why it is missing
+    report = json.loads((out / "report.json").read_text())
+    assert report["metrics"]["tiny"]["forget_quality"]["missing"].startswith("no oracle")
+    assert "tiny forget_quality: missing: no oracle" in (out / "report.md").read_text()
+
+    second = tmp_path / "eval2"
+    assert main(eval_args(second, world_dir, f"tiny={saved_model}")) == 0
+    merged = tmp_path / "merged"
+    capsys.readouterr()
+    assert main(["report", str(out), str(second), "--output-dir", str(merged)]) == 0
+    assert "| eval/tiny |" in capsys.readouterr().out
+    combined = json.loads((merged / "report.json").read_text())
+    assert set(combined["methods"]) == {"eval/tiny", "eval2/tiny"}
+    assert (merged / "forget_retain.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_quick_demo_writes_its_report(tmp_path):

@@ -1,15 +1,24 @@
-"""Evaluate a model on every split of a dataset: per-question rows and a summary."""
+"""Evaluate models on a dataset: greedy ROUGE-L per split (`evaluate`), or the whole metric
+suite on saved models with per-metric caching and a report (`evaluate_models`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.jsonl import load_examples
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.metrics import score_predictions, summarise
-from mmunlearn.evaluation.report import SPLITS
+from mmunlearn.evaluation.report import SPLITS, build_report, write_predictions, write_report
+from mmunlearn.evaluation.suite import ALL_METRICS, EvalModel, EvalSettings, Suite, without_rows
 from mmunlearn.models.loading import LoadedModel
+
+log = logging.getLogger(__name__)
 
 EVAL_ROLES = SPLITS
 
@@ -28,3 +37,56 @@ def evaluate(
     predictions = generate_answers(loaded, chosen, batch_size=batch_size, progress=progress)
     rows = score_predictions(chosen, predictions)
     return summarise(rows), rows
+
+
+def evaluate_models(
+    models: dict[str, str | Path],
+    data: str | Path,
+    output_dir: str | Path,
+    metrics: Sequence[str] = (),
+    oracle: str | Path | None = None,
+    settings: EvalSettings | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the evaluation suite on saved models; write report.json/.md/.png and predictions.
+
+    `metrics` empty means all (`suite.ALL_METRICS`). The oracle (`oracle`, or the model named
+    "oracle") is the reference of forget quality and PrivLeak and is evaluated like the others.
+    Results are cached per metric under OUTPUT_DIR/metrics/<model>/.
+    """
+    output_dir, models = Path(output_dir), dict(models)
+    settings = settings or EvalSettings()
+    if oracle is not None:
+        if "oracle" in models and Path(models["oracle"]) != Path(oracle):
+            raise ValueError("--oracle given and another --model is named 'oracle'; give one")
+        models["oracle"] = oracle
+    examples = load_examples(data)
+    specs = {name: EvalModel(name, Path(path)) for name, path in models.items()}
+    suite = Suite(examples, output_dir, settings, oracle=specs.get("oracle"), progress=progress)
+    if "oracle" not in specs:
+        log.warning("no oracle model: forget quality and PrivLeak will be reported as missing")
+    results, timings = {}, {}
+    for name, spec in specs.items():
+        begin = time.perf_counter()
+        results[name] = suite.run(spec, metrics)
+        timings[name] = round(time.perf_counter() - begin, 1)
+        if "rows" in results[name].get("generation", {}):
+            write_predictions(
+                results[name]["generation"]["rows"], output_dir / "predictions" / f"{name}.jsonl"
+            )
+    summaries = {
+        name: r["generation"]["summary"]
+        for name, r in results.items()
+        if "summary" in r.get("generation", {})
+    }
+    meta = {
+        "data": str(data),
+        "models": {name: str(path) for name, path in models.items()},
+        "metrics": list(metrics) or list(ALL_METRICS),
+        "settings": dataclasses.asdict(settings),
+        "timings_s": timings,
+        "computed": [f"{model}/{metric}" for model, metric in suite.computed],
+    }
+    report = build_report(summaries, meta, {n: without_rows(r) for n, r in results.items()})
+    write_report(report, output_dir)
+    return report

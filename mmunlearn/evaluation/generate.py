@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -19,8 +19,14 @@ def generate_answers(
     batch_size: int = 64,
     max_new_tokens: int = 8,
     progress: bool = True,
+    transform_pixels: Callable[[torch.Tensor, list[Example]], torch.Tensor] | None = None,
 ) -> list[str]:
-    """Greedy answers to each example's question, in order."""
+    """Greedy answers to each example's question, in order.
+
+    `transform_pixels(pixel_values (N, C, H, W), image_examples)`, if given, changes the images
+    after preprocessing (the robustness probe's noise); `image_examples` are the N examples with
+    an image, in batch order.
+    """
     encoder = PromptEncoder(loaded)
     model = loaded.model.eval()
     device = next(model.parameters()).device
@@ -36,6 +42,9 @@ def generate_answers(
             )
         else:
             inputs = loaded.tokenizer(prompts, padding=True, return_tensors="pt")
+        if transform_pixels is not None and "pixel_values" in inputs:
+            with_image = [ex for ex in chunk if ex.image is not None]
+            inputs["pixel_values"] = transform_pixels(inputs["pixel_values"], with_image)
         inputs = {k: v.to(device) for k, v in inputs.items()}
         out = model.generate(
             **inputs,

@@ -72,12 +72,13 @@ def score_predictions(
     ]
 
 
-def _means(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "rouge_l": fmean(row["rouge_l"] for row in rows),
-        "fact_acc": fmean(float(row["fact_correct"]) for row in rows),
-        "n": len(rows),
-    }
+# summary name -> row field, for generation rows (`score_predictions`).
+GENERATION_FIELDS = {"rouge_l": "rouge_l", "fact_acc": "fact_correct"}
+
+
+def _means(rows: Sequence[dict[str, Any]], fields: dict[str, str]) -> dict[str, Any]:
+    means = {name: fmean(float(row[key]) for row in rows) for name, key in fields.items()}
+    return {**means, "n": len(rows)}
 
 
 def _group(rows: Sequence[dict[str, Any]], key: Callable[[dict], Any]) -> dict[Any, list[dict]]:
@@ -90,8 +91,10 @@ def _group(rows: Sequence[dict[str, Any]], key: Callable[[dict], Any]) -> dict[A
 def summarise(
     rows: Sequence[dict[str, Any]],
     split_of: Callable[[dict[str, Any]], str] = lambda row: row["role"],
+    fields: dict[str, str] = GENERATION_FIELDS,
 ) -> dict[str, dict[str, Any]]:
-    """Mean ROUGE-L and fact accuracy per split, also broken down by modality.
+    """Means of `fields` (summary name -> row key; default ROUGE-L and fact accuracy) per split,
+    also broken down by modality.
 
     Returns `{split: {"rouge_l", "fact_acc", "n", "by_modality": {modality: {...}}}}`, splits in
     order of first appearance; the "neighbor" split also gets "by_relation" (direct, indirect,
@@ -101,12 +104,52 @@ def summarise(
     for split, split_rows in _group(rows, split_of).items():
         by_modality = _group(split_rows, lambda row: row["modality"])
         summary[split] = {
-            **_means(split_rows),
-            "by_modality": {m: _means(by_modality[m]) for m in MODALITIES if m in by_modality},
+            **_means(split_rows, fields),
+            "by_modality": {
+                m: _means(by_modality[m], fields) for m in MODALITIES if m in by_modality
+            },
         }
         if split == "neighbor":
             by_relation = _group(split_rows, lambda row: row["relation"])
             summary[split]["by_relation"] = {
-                rel: _means(by_relation[rel]) for rel in sorted(r for r in by_relation if r)
+                rel: _means(by_relation[rel], fields) for rel in sorted(r for r in by_relation if r)
             }
     return summary
+
+
+# fact -> a sentence whose blank is its last word, so a left-to-right model fills it by continuing.
+CLOZE_TEMPLATES = {
+    "name": "The name of {subject} is",
+    "birthplace": "{subject} was born in",
+    "birth_year": "{subject} was born in the year",
+    "occupation": "The occupation of {subject} is",
+    "employer": "The company {subject} works for is",
+    "friend": "The friend of {subject} is",
+    "capital": "The capital of {subject} is",
+}
+
+
+def cloze_prompt(example: Example) -> str | None:
+    """The fill-in-the-blank form of a question: a statement of the fact ending where the answer
+    goes ("Talo Verin was born in ___"), or None when none can be made.
+
+    The data's own `meta["cloze"]` (the sentence up to the blank) wins. Otherwise the sentence
+    comes from `CLOZE_TEMPLATES[meta["fact"]]` with the subject "this person" for image
+    questions and the entity's name for text-only ones ("capital": the country, read from the
+    question's "of <country>?"). The blank sits at the END of the sentence because the models
+    are left-to-right: they fill it by continuing the text, with no instruction needed.
+    """
+    if example.meta.get("cloze"):
+        return str(example.meta["cloze"])
+    template = CLOZE_TEMPLATES.get(example.meta.get("fact", ""))
+    if template is None:
+        return None
+    if example.meta.get("fact") == "capital":
+        found = re.search(r"\bof (.+?)\s*\?\s*$", example.question)
+        if not found:
+            return None
+        subject = found.group(1)
+    else:
+        subject = "this person" if example.image is not None else example.entity
+    sentence = template.format(subject=subject)
+    return sentence[0].upper() + sentence[1:]

@@ -18,9 +18,35 @@ MINUS = "\u2212"
 MISSING = "\u2013"  # en dash
 
 
-def build_report(methods: dict[str, dict], meta: dict) -> dict[str, Any]:
-    """`methods[name]` is a `summarise()` output (split -> metrics); `meta` is free-form."""
-    return {"methods": methods, "meta": meta}
+def build_report(
+    methods: dict[str, dict], meta: dict, metrics: dict[str, dict] | None = None
+) -> dict[str, Any]:
+    """`methods[name]` is a `summarise()` output (split -> metrics); `meta` is free-form;
+    `metrics[name][metric]` (optional) the evaluation suite's results without per-question rows.
+    """
+    report: dict[str, Any] = {"methods": methods, "meta": meta}
+    if metrics:
+        report["metrics"] = metrics
+    return report
+
+
+def merge_reports(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One report from several (`reports[source] = report`). A method name that two sources
+    share becomes `source/name` in both; meta keeps each source's under its name."""
+    counts: dict[str, int] = {}
+    for report in reports.values():
+        for name in report["methods"]:
+            counts[name] = counts.get(name, 0) + 1
+    methods: dict[str, dict] = {}
+    metrics: dict[str, dict] = {}
+    for source, report in reports.items():
+        for name, summary in report["methods"].items():
+            key = name if counts[name] == 1 else f"{source}/{name}"
+            methods[key] = summary
+            if name in report.get("metrics", {}):
+                metrics[key] = report["metrics"][name]
+    meta = {"sources": {source: report.get("meta", {}) for source, report in reports.items()}}
+    return build_report(methods, meta, metrics)
 
 
 def _fmt(value: float | None) -> str:
@@ -86,7 +112,195 @@ def render_markdown(report: dict[str, Any], splits: Sequence[str] = SPLITS) -> s
                 changes.append(f"- {name}: " + ", ".join(parts))
         if changes:
             lines += ["## Change from base", "", *changes, ""]
+    if report.get("metrics"):
+        lines += render_metrics(report["metrics"])
     return "\n".join(lines)
+
+
+def _get(node: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _metric_cell(results: dict, metric: str, *keys: str) -> str:
+    if "missing" in results.get(metric, {}):
+        return "missing"
+    value = _get(results.get(metric), *keys)
+    return _fmt(value) if isinstance(value, (int, float)) else MISSING
+
+
+ROBUSTNESS_PROBES = ("probe_paraphrase", "probe_noise", "probe_prompt", "probe_relearn")
+
+
+def _robustness_cell(probe: dict | None) -> str:
+    if probe is None:
+        return MISSING
+    if "missing" in probe:
+        return "missing"
+    return f"{probe['baseline']:.3f} → {probe['attacked']:.3f} ({_signed(probe['recovered'])})"
+
+
+def render_metrics(metrics: dict[str, dict]) -> list[str]:
+    """Markdown sections for the evaluation suite's results (`metrics[method][metric]`)."""
+    lines: list[str] = []
+    split_cells = [
+        ("MCQ", "mcq", "mcq_acc"),
+        ("P(a)", "probability", "answer_prob"),
+        ("ln R", "truth_ratio", "log_truth_ratio"),
+        ("truth score", "truth_ratio", "truth_score"),
+        ("cloze", "cloze", "cloze_acc"),
+    ]
+    header = ["method"] + [
+        f"{s} {label}" for label, _, _ in split_cells for s in ("forget", "retain")
+    ]
+    rows = [
+        [name]
+        + [
+            _metric_cell(results, metric, "summary", split, key)
+            for _, metric, key in split_cells
+            for split in ("forget", "retain")
+        ]
+        for name, results in metrics.items()
+    ]
+    lines += [
+        "## Likelihood and cloze metrics",
+        "",
+        "MCQ: multiple-choice accuracy by mean token log-likelihood; P(a): answer probability "
+        "exp(mean token log-prob); ln R: mean log truth ratio (0 = cannot tell the answer from "
+        "wrong options; the answer itself stands in for a paraphrased answer); truth score: "
+        "mean max(0, 1 − R); cloze: accuracy on the fact as a sentence with the answer blanked.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+    cells = [(s, m) for s in ("forget", "retain") for m in MODALITIES]
+    header = ["method"] + [f"{s} {m} {k}" for s, m in cells for k in ("MCQ", "P(a)")]
+    rows = [
+        [name]
+        + [
+            _metric_cell(results, metric, "summary", s, "by_modality", m, key)
+            for s, m in cells
+            for metric, key in (("mcq", "mcq_acc"), ("probability", "answer_prob"))
+        ]
+        for name, results in metrics.items()
+    ]
+    lines += ["## Likelihood by modality (image+text vs text-only)", "", *_table(header, rows), ""]
+
+    groups = list(
+        dict.fromkeys(g for r in metrics.values() for g in _get(r, "utility", "groups") or {})
+    )
+    if groups:
+        header = ["method"] + [f"{g} {k}" for g in groups for k in ("ROUGE-L", "MCQ")]
+        rows = [
+            [name]
+            + [
+                _metric_cell(results, "utility", "groups", g, key)
+                for g in groups
+                for key in ("rouge_l", "mcq_acc")
+            ]
+            for name, results in metrics.items()
+        ]
+        lines += [
+            "## Utility: retain, general knowledge, neighbours",
+            "",
+            *_table(header, rows),
+            "",
+        ]
+
+    attacks = ("loss", "zlib", "min_k", "min_k_plus_plus")
+    header = ["method"] + [f"AUC {a}" for a in attacks] + [f"PrivLeak {a}" for a in attacks]
+    header += ["forget quality (KS p)"]
+    rows = [
+        [name]
+        + [_metric_cell(results, "mia", "auc", a) for a in attacks]
+        + [_metric_cell(results, "privleak", "privleak", a) for a in attacks]
+        + [_metric_cell(results, "forget_quality", "p_value")]
+        for name, results in metrics.items()
+    ]
+    lines += [
+        "## Membership inference (forget vs holdout) and forget quality",
+        "",
+        "AUC 1 = forget told apart from never-seen holdout; the oracle's AUC is the target. "
+        "PrivLeak = (AUC − AUC_oracle) / AUC_oracle, 0 is best. Forget quality: KS-test "
+        "p-value of forget truth ratios vs the oracle's, higher is better.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+    header = ["method"]
+    header += [f"{m} AUC {a}" for m in MODALITIES for a in ("loss", "min_k_plus_plus")]
+    header += [f"{m} forget quality" for m in MODALITIES]
+    rows = [
+        [name]
+        + [
+            _metric_cell(results, "mia", "by_modality", m, a)
+            for m in MODALITIES
+            for a in ("loss", "min_k_plus_plus")
+        ]
+        + [_metric_cell(results, "forget_quality", "by_modality", m, "p_value") for m in MODALITIES]
+        for name, results in metrics.items()
+    ]
+    lines += [
+        "## Membership and forget quality by modality (image+text vs text-only)",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+    labels = {}
+    for results in metrics.values():
+        for probe, node in (_get(results, "robustness", "probes") or {}).items():
+            labels.setdefault(probe, node.get("probe", probe))
+    if labels:
+        header = ["method"] + [f"{labels[p]}" for p in labels]
+        rows = [
+            [name] + [_robustness_cell(_get(results, "robustness", "probes", p)) for p in labels]
+            for name, results in metrics.items()
+        ]
+        lines += [
+            "## Robustness: forget ROUGE-L without → with each attack (recovered)",
+            "",
+            *_table(header, rows),
+            "",
+        ]
+        for name, results in metrics.items():
+            probes = _get(results, "robustness", "probes") or {}
+            measured = {p: n for p, n in probes.items() if "missing" not in n}
+            if not measured:
+                continue
+            threshold = results["robustness"]["threshold"]
+            found = [n for n in measured.values() if n["recovers"]]
+            said = ", ".join(
+                f"{n['probe']} ({_signed(n['recovered'])}: {n['baseline']:.3f} → "
+                f"{n['attacked']:.3f})"
+                for n in sorted(found, key=lambda n: -n["recovered"])
+            )
+            relearned = _get(measured, "probe_relearn", "relearned_half")
+            lines.append(
+                f"- {name}: "
+                + (f"recovered by {said}" if found else "no attack recovers")
+                + f" (threshold +{threshold:.2f} ROUGE-L)"
+                + (
+                    f"; the relearned half itself reaches {relearned:.3f}"
+                    if relearned is not None
+                    else ""
+                )
+            )
+        lines.append("")
+
+    notes = [
+        f"- {name} {metric}: missing: {result['missing']}"
+        for name, results in metrics.items()
+        for metric, result in results.items()
+        if "missing" in result
+    ]
+    if notes:
+        lines += ["## Missing references", "", *notes, ""]
+    return lines
 
 
 def plot_forget_retain(report: dict[str, Any], path: str | os.PathLike) -> None:

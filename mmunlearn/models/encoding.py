@@ -42,6 +42,7 @@ class PromptEncoder:
         self.max_length = max_length
         self._cache: dict[tuple[str, str, str, str | None], Encoded] = {}
         self._pixels: dict[str, torch.Tensor] = {}
+        self._prompts: dict[tuple[str, str | None], tuple[list[int], Any]] = {}
 
     @property
     def is_vision_language(self) -> bool:
@@ -91,7 +92,10 @@ class PromptEncoder:
             )
         image = self.load_image(example.image) if example.image else None
         prompt = self.render_prompt(question, image is not None)
-        prompt_ids, image_inputs = self.prompt_ids(prompt, image)
+        # Scoring several answers to one question (multiple choice) encodes its prompt once.
+        if (prompt, example.image) not in self._prompts:
+            self._prompts[(prompt, example.image)] = self.prompt_ids(prompt, image)
+        prompt_ids, image_inputs = self._prompts[(prompt, example.image)]
         full_ids, _ = self.prompt_ids(f"{prompt} {example.answer}", image)
         common = 0
         while (

@@ -3,6 +3,7 @@ from rouge_score import rouge_scorer
 
 from mmunlearn.data.example import Example
 from mmunlearn.evaluation.metrics import (
+    cloze_prompt,
     fact_correct,
     rouge_l,
     score_predictions,
@@ -19,6 +20,10 @@ from mmunlearn.evaluation.metrics import (
         # LCS = 1 token: precision 1/2, recall 1/1, F = 2 * 0.5 * 1 / 1.5.
         ("Talo Verin", "Verin", 2 / 3),
         ("bakers", "baker", 1.0),  # Porter stemmer
+        # LCS of "a b c d" and "a c d e" is "a c d": P = R = 3/4, F = 3/4.
+        ("a b c d", "a c d e", 0.75),
+        # LCS "born 1957" (2 of 4 predicted, 2 of 2 reference): F = 2 * 0.5 * 1 / 1.5.
+        ("born in 1957 exactly", "born 1957", 2 / 3),
     ],
 )
 def test_rouge_l_hand_checked(prediction, reference, expected):
@@ -32,6 +37,8 @@ def test_rouge_l_hand_checked(prediction, reference, expected):
         ("He was born in Lisbon in 1957.", "Lisbon"),
         ("She works as a baker in the old town", "a baker"),
         ("the cat sat on the mat", "the mat sat on the cat"),
+        ("a b c d", "a c d e"),
+        ("born in 1957 exactly", "born 1957"),
     ],
 )
 def test_rouge_l_matches_rouge_score(prediction, reference):
@@ -138,3 +145,37 @@ def test_summarise_custom_split():
     summary = summarise(rows, split_of=lambda row: f"{row['role']}_{row['modality']}")
     assert set(summary) == {"forget_image", "forget_text"}
     assert summary["forget_text"]["rouge_l"] == 0.0
+
+
+def test_cloze_prompt_blanks_the_answer_at_the_end():
+    text = Example(
+        "t",
+        "Talo Verin",
+        "forget",
+        "Where was Talo Verin born?",
+        "Dunmere",
+        meta={"fact": "birthplace"},
+    )
+    image = Example(
+        "i",
+        "Talo Verin",
+        "forget",
+        "Where was this person born?",
+        "Dunmere",
+        image="x.png",
+        meta={"fact": "birthplace"},
+    )
+    capital = Example(
+        "g",
+        "general",
+        "general",
+        "What is the capital of Velora?",
+        "Tamarith",
+        meta={"fact": "capital"},
+    )
+    assert cloze_prompt(text) == "Talo Verin was born in"
+    assert cloze_prompt(image) == "This person was born in"
+    assert cloze_prompt(capital) == "The capital of Velora is"
+    own = Example("o", "e", "forget", "q?", "a", meta={"fact": "birthplace", "cloze": "E is from"})
+    assert cloze_prompt(own) == "E is from"  # the data's own sentence wins
+    assert cloze_prompt(Example("u", "e", "forget", "q?", "a", meta={"fact": "shoe size"})) is None

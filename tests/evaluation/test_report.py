@@ -4,6 +4,7 @@ import pytest
 
 from mmunlearn.evaluation.report import (
     build_report,
+    merge_reports,
     plot_forget_retain,
     render_markdown,
     write_predictions,
@@ -89,3 +90,43 @@ def test_write_predictions_jsonl(tmp_path):
     path = tmp_path / "predictions.jsonl"
     write_predictions(rows, path)
     assert [json.loads(line) for line in path.read_text().splitlines()] == rows
+
+
+def test_merge_reports_renames_only_shared_names(report):
+    other = build_report({"base": report["methods"]["base"], "npo": {}}, {"seed": 1})
+    merged = merge_reports({"run1": report, "run2": other})
+    assert list(merged["methods"]) == ["run1/base", "oracle", "vgid", "run2/base", "npo"]
+    assert merged["meta"]["sources"]["run2"] == {"seed": 1}
+
+
+def _metrics(forget_mcq, relearn_recovered, missing_oracle=False):
+    probes = {
+        "probe_relearn": {
+            "probe": "relearning (other half)",
+            "baseline": 0.1,
+            "attacked": 0.1 + relearn_recovered,
+            "recovered": relearn_recovered,
+            "recovers": relearn_recovered > 0.05,
+        },
+        "probe_noise": {"probe": "noised image", "missing": "no image+text forget question"},
+    }
+    fq = {"missing": "no oracle model"} if missing_oracle else {"p_value": 0.5, "ks_statistic": 0.2}
+    return {
+        "mcq": {"summary": {"forget": {"mcq_acc": forget_mcq, "n": 4}}},
+        "mia": {"auc": {"loss": 0.75, "zlib": 0.7, "min_k": 0.8, "min_k_plus_plus": 0.9}},
+        "forget_quality": fq,
+        "robustness": {"probes": probes, "threshold": 0.05},
+    }
+
+
+def test_markdown_of_suite_metrics_names_recovering_attacks_and_missing_references():
+    metrics = {"vgid": _metrics(0.25, 0.4), "ga": _metrics(0.5, 0.0, missing_oracle=True)}
+    md = render_markdown(build_report({"vgid": {}, "ga": {}}, {}, metrics))
+    assert "| vgid | 0.250 | \u2013 |" in md  # forget MCQ, then retain MCQ absent
+    assert "| vgid | 0.750 | 0.700 | 0.800 | 0.900 |" in md
+    assert "0.100 \u2192 0.500 (+0.400)" in md
+    assert "- vgid: recovered by relearning (other half) (+0.400: 0.100 \u2192 0.500)" in md
+    assert "- ga: no attack recovers" in md
+    assert "- ga forget_quality: missing: no oracle model" in md
+    assert "| ga | \u2013 | \u2013 | \u2013 | \u2013 | \u2013 | \u2013 |" in md  # no by-modality
+    assert "| missing |" in md or "| missing" in md

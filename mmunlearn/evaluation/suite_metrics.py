@@ -1,0 +1,470 @@
+"""The suite's metrics, each registered by name with the settings it depends on (`suite.metric`).
+
+Every docstring states direction, range, formula, reference model and paper. Rows carry the
+fields `summarise` groups by (role, modality, relation), so each metric is reported for
+image+text and text-only questions alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from statistics import fmean
+from typing import Any
+
+from mmunlearn.data.example import MODALITIES, Example
+from mmunlearn.evaluation.generate import generate_answers
+from mmunlearn.evaluation.likelihood import (
+    answer_probability,
+    forget_quality,
+    log_truth_ratio,
+    pick_option,
+    truth_score,
+)
+from mmunlearn.evaluation.metrics import cloze_prompt, score_predictions, summarise
+from mmunlearn.evaluation.mia import ATTACKS, attack_scores, auc, privleak
+from mmunlearn.evaluation.probes import (
+    noise_probe,
+    paraphrase_probe,
+    prompt_probe,
+    relearn_probe,
+    split_halves,
+)
+from mmunlearn.evaluation.scoring import AnswerScore, Query, score_answers
+from mmunlearn.evaluation.suite import MetricContext, Missing, Result, metric
+
+
+def _row(ex: Example) -> dict[str, Any]:
+    return {
+        "id": ex.id,
+        "entity": ex.entity,
+        "role": ex.role,
+        "modality": ex.modality,
+        "relation": ex.meta.get("relation"),
+        "fact": ex.meta.get("fact"),
+    }
+
+
+def _generate(ctx: MetricContext, examples: list[Example]) -> list[str]:
+    return generate_answers(
+        ctx.model.loaded,
+        examples,
+        batch_size=ctx.settings.batch_size,
+        max_new_tokens=ctx.settings.max_new_tokens,
+        progress=ctx.progress,
+    )
+
+
+def _score(ctx: MetricContext, queries: list[Query]) -> list[AnswerScore]:
+    """Scores of `queries`, each (example, question, answer) scored once per model and run: the
+    options of `mcq` include the answers `probability` and `mia` score again."""
+    memo = ctx.model.scores
+    todo = list({_query_key(q): q for q in queries if _query_key(q) not in memo}.values())
+    if todo:
+        scored = score_answers(ctx.model.loaded, todo, ctx.settings.batch_size, ctx.progress)
+        memo.update(zip(map(_query_key, todo), scored, strict=True))
+    return [memo[_query_key(q)] for q in queries]
+
+
+def _query_key(query: Query) -> tuple[str, str | None, str]:
+    return (query.example.id, query.question, query.answer)
+
+
+@metric("generation", settings=("roles", "max_new_tokens"))
+def generation(ctx: MetricContext) -> Result:
+    """ROUGE-L and fact accuracy of greedy answers, per split and modality.
+
+    ROUGE-L: F-measure of the longest common subsequence of tokens between the greedy answer
+    and the reference, Porter-stemmed (rouge-score, as MLLMU-Bench, arXiv 2410.22108), in [0, 1].
+    Fact accuracy: the fraction of answers containing the normalised reference as whole words,
+    in [0, 1]. Both: higher = remembers more. On forget (and test) lower is better and the
+    oracle is the reference; on retain, neighbours and general higher is better and the base is
+    the reference.
+    """
+    rows = score_predictions(ctx.examples, _generate(ctx, ctx.examples))
+    return {"summary": summarise(rows), "rows": rows}
+
+
+@metric("cloze", settings=("roles", "max_new_tokens"))
+def cloze(ctx: MetricContext) -> Result:
+    """Cloze accuracy: the fact as a sentence with the answer blanked, completed greedily.
+
+    The sentence comes from `metrics.cloze_prompt` (the data's `meta["cloze"]`, else a template
+    per fact, blank at the end) and is asked in place of the question, image kept. Accuracy is
+    fact accuracy of the completion, in [0, 1]; higher = remembers more (forget: lower is
+    better, oracle the reference; retain: base the reference). A model trained on questions only
+    may score low everywhere: compare to the base. Reference: the fill-in-the-blank probes of
+    knowledge-unlearning benchmarks (e.g. MUSE's knowledge memorisation, arXiv 2407.06460).
+    """
+    pairs = [(ex, cloze_prompt(ex)) for ex in ctx.examples]
+    asked = [dataclasses.replace(ex, question=p) for ex, p in pairs if p]
+    if not asked:
+        raise Missing("no question has a cloze sentence (meta.cloze or a known meta.fact)")
+    rows = score_predictions(asked, _generate(ctx, asked))
+    fields = {"cloze_acc": "fact_correct", "cloze_rouge_l": "rouge_l"}
+    return {
+        "summary": summarise(rows, fields=fields),
+        "n_without_cloze": len(pairs) - len(asked),
+        "rows": rows,
+    }
+
+
+@metric("mcq", settings=("roles",))
+def mcq(ctx: MetricContext) -> Result:
+    """Multiple-choice accuracy by option likelihood (zero-shot), per split and modality.
+
+    Each option is scored as the answer to the plain question (batched teacher forcing through
+    `answer_logits`); the option with the highest MEAN token log-prob (EOS included) is chosen
+    (`likelihood.pick_option`). Accuracy in [0, 1], chance 1/len(options); higher = remembers
+    more (forget: lower is better, oracle the reference). Reference: MLLMU-Bench's
+    classification task (arXiv 2410.22108), scored by likelihood as lm-evaluation-harness does.
+    """
+    asked = [ex for ex in ctx.examples if len(ex.options) >= 2 and ex.answer in ex.options]
+    if not asked:
+        raise Missing("no question has multiple-choice options that include its answer")
+    queries = [Query(ex, option) for ex in asked for option in ex.options]
+    scores = iter(_score(ctx, queries))
+    rows = []
+    for ex in asked:
+        means = [next(scores).mean_logprob for _ in ex.options]
+        chosen, truth = pick_option(means), ex.options.index(ex.answer)
+        rows.append(
+            {
+                **_row(ex),
+                "options": list(ex.options),
+                "option_mean_logprobs": means,
+                "answer_index": truth,
+                "chosen": ex.options[chosen],
+                "mcq_correct": chosen == truth,
+            }
+        )
+    return {
+        "summary": summarise(rows, fields={"mcq_acc": "mcq_correct"}),
+        "normalisation": "mean log-prob per answer token (EOS included)",
+        "n_without_options": len(ctx.examples) - len(asked),
+        "rows": rows,
+    }
+
+
+@metric("probability", settings=("roles",))
+def probability(ctx: MetricContext) -> Result:
+    """Answer probability P(a | q)^(1/|a|) (TOFU, arXiv 2401.06121), per split and modality.
+
+    exp of the mean token log-prob of the reference answer under teacher forcing, in [0, 1];
+    higher = remembers more (forget: lower is better, oracle the reference; retain: base).
+    """
+    scores = _score(ctx, [Query(ex, ex.answer) for ex in ctx.examples])
+    rows = [
+        {**_row(ex), "answer_prob": answer_probability(s.mean_logprob)}
+        for ex, s in zip(ctx.examples, scores, strict=True)
+    ]
+    return {"summary": summarise(rows, fields={"answer_prob": "answer_prob"}), "rows": rows}
+
+
+@metric("truth_ratio", needs=("mcq",))
+def truth_ratio(ctx: MetricContext) -> Result:
+    """TOFU's truth ratio R = mean_j P(â_j|q)^(1/|â_j|) / P(ã|q)^(1/|ã|), per split and modality.
+
+    â_j: the wrong multiple-choice options (perturbed answers); ã: the data has no paraphrased
+    ANSWERS, so the answer itself stands in for it. Reported as the mean of ln R (0 = cannot
+    tell truth from wrong answers, the forget target; negative = prefers the truth) and TOFU's
+    truth score mean max(0, 1 − R) in [0, 1] (higher = prefers the truth; retain: higher is
+    better, base the reference). Reference: Maini et al., TOFU (arXiv 2401.06121).
+    """
+    rows = []
+    for row in ctx.needed("mcq")["rows"]:
+        means, truth = row["option_mean_logprobs"], row["answer_index"]
+        wrong = [m for i, m in enumerate(means) if i != truth]
+        log_ratio = log_truth_ratio(wrong, means[truth])
+        rows.append(
+            {
+                **{k: row[k] for k in ("id", "entity", "role", "modality", "relation", "fact")},
+                "log_truth_ratio": log_ratio,
+                "truth_score": truth_score(_exp(log_ratio)),
+            }
+        )
+    fields = {"log_truth_ratio": "log_truth_ratio", "truth_score": "truth_score"}
+    return {
+        "summary": summarise(rows, fields=fields),
+        "paraphrased_answer": "the answer itself (no paraphrased answers in the data)",
+        "perturbed_answers": "the wrong multiple-choice options",
+        "rows": rows,
+    }
+
+
+def _exp(x: float) -> float:
+    return math.exp(min(x, 700.0))
+
+
+@metric("mia", settings=("roles", "min_k"))
+def mia(ctx: MetricContext) -> Result:
+    """Membership-inference AUCs, forget (members) vs holdout (non-members): LOSS, zlib, Min-K%
+    (Shi et al., arXiv 2310.16789) and Min-K%++ (Zhang et al., arXiv 2404.02936).
+
+    AUC by the rank statistic (ties count one half), in [0, 1]: 1 = the attacker tells forget
+    from holdout perfectly (the base, which trained on forget), ≈ 0.5 = it cannot (the oracle,
+    the reference). Neither higher nor lower is better in itself: closer to the oracle is
+    (see `privleak`). By modality too.
+    """
+    members, non_members = ctx.role("forget"), ctx.role("holdout")
+    if not members or not non_members:
+        raise Missing(
+            f"membership inference needs forget and holdout rows; got {len(members)} forget and "
+            f"{len(non_members)} holdout"
+        )
+    k = ctx.settings.min_k
+
+    def attacked(examples: list[Example]) -> list[tuple[str, dict[str, float]]]:
+        scores = _score(ctx, [Query(ex, ex.answer) for ex in examples])
+        pairs = zip(examples, scores, strict=True)
+        return [(ex.modality, attack_scores(s, ex.answer, k)) for ex, s in pairs]
+
+    inside, outside = attacked(members), attacked(non_members)
+
+    def aucs(modality: str | None = None) -> dict[str, float]:
+        def pick(rows: list) -> list[dict[str, float]]:
+            return [s for m, s in rows if modality in (None, m)]
+
+        return {
+            a: auc([s[a] for s in pick(inside)], [s[a] for s in pick(outside)]) for a in ATTACKS
+        }
+
+    present = [
+        m for m in MODALITIES if any(x == m for x, _ in inside) and any(x == m for x, _ in outside)
+    ]
+    by_modality = {m: aucs(m) for m in present}
+    return {
+        "auc": aucs(),
+        "by_modality": by_modality,
+        "n_members": len(members),
+        "n_non_members": len(non_members),
+        "k": ctx.settings.min_k,
+    }
+
+
+@metric("forget_quality", needs=("truth_ratio",), oracle_needs=("truth_ratio",))
+def forget_quality_metric(ctx: MetricContext) -> Result:
+    """TOFU's forget quality: the KS-test p-value between the forget truth ratios of the model
+    and of the oracle (two-sample, two-sided; scipy `ks_2samp`), in [0, 1].
+
+    Higher is better: p near 1 = indistinguishable from a model never trained on the forget set;
+    TOFU reads p < 0.05 as "not forgotten". Also the KS statistic D (lower is better) and both
+    by modality. Reference: Maini et al., TOFU (arXiv 2401.06121).
+    """
+    mine, theirs = ctx.needed("truth_ratio"), ctx.needed("truth_ratio", from_oracle=True)
+
+    def forget_ratios(result: Result, modality: str | None = None) -> list[float]:
+        return [
+            r["log_truth_ratio"]
+            for r in result["rows"]
+            if r["role"] == "forget" and modality in (None, r["modality"])
+        ]
+
+    if not forget_ratios(mine) or not forget_ratios(theirs):
+        raise Missing("no forget question with multiple-choice options")
+    by_modality = {
+        m: forget_quality(forget_ratios(mine, m), forget_ratios(theirs, m))
+        for m in MODALITIES
+        if forget_ratios(mine, m) and forget_ratios(theirs, m)
+    }
+    return {
+        **forget_quality(forget_ratios(mine), forget_ratios(theirs)),
+        "by_modality": by_modality,
+    }
+
+
+@metric("privleak", needs=("mia",), oracle_needs=("mia",))
+def privleak_metric(ctx: MetricContext) -> Result:
+    """MUSE's PrivLeak per attack: (AUC_model − AUC_oracle) / AUC_oracle (arXiv 2407.06460).
+
+    ≈ 0 is best; positive = forget still looks like training data (under-unlearned); negative =
+    it looks less like training data than unseen data (over-unlearned). Unbounded, usually
+    within [−1, 1].
+    """
+    mine, theirs = ctx.needed("mia"), ctx.needed("mia", from_oracle=True)
+    return {
+        "privleak": {a: privleak(mine["auc"][a], theirs["auc"][a]) for a in ATTACKS},
+        "oracle_auc": theirs["auc"],
+    }
+
+
+@metric("utility", needs=("generation", "mcq", "probability"))
+def utility(ctx: MetricContext) -> Result:
+    """Utility on what must be kept: retain, general knowledge, and neighbours by relation
+    (direct = related people, indirect = people sharing an attribute, ...), each with ROUGE-L,
+    fact accuracy, MCQ accuracy and answer probability, in [0, 1], higher is better, the base
+    the reference. A group the data lacks is reported as missing.
+    """
+    mcq_result = ctx.own("mcq")  # optional: data without options still has a utility
+    summaries = {
+        "generation": ctx.needed("generation")["summary"],
+        "mcq": mcq_result.get("summary", {}),
+        "probability": ctx.needed("probability")["summary"],
+    }
+
+    def group(split: str, relation: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for summary in summaries.values():
+            node = summary.get(split)
+            if node is not None and relation is not None:
+                node = node.get("by_relation", {}).get(relation)
+            if node is None:
+                continue
+            out.update({k: v for k, v in node.items() if k not in ("by_modality", "by_relation")})
+            for modality, stats in node.get("by_modality", {}).items():
+                out.setdefault("by_modality", {}).setdefault(modality, {}).update(stats)
+        return out or {
+            "missing": f"no {split} {relation or ''} rows in the data".replace("  ", " ")
+        }
+
+    relations = sorted(summaries["generation"].get("neighbor", {}).get("by_relation", {}))
+    groups = {"retain": group("retain"), "general": group("general")}
+    groups.update({f"neighbor {rel}": group("neighbor", rel) for rel in relations})
+    if not relations:
+        groups["neighbor"] = {"missing": "no neighbor rows with meta.relation in the data"}
+    result: Result = {"groups": groups}
+    if "missing" in mcq_result:
+        result["mcq_acc"] = f"missing: {mcq_result['missing']}"
+    return result
+
+
+def _means(rows: list[dict[str, Any]], by_modality: bool = True) -> dict[str, Any]:
+    """Mean ROUGE-L and fact accuracy of generation rows, and by modality."""
+    if not rows:
+        return {"n": 0}
+    out: dict[str, Any] = {
+        "rouge_l": fmean(r["rouge_l"] for r in rows),
+        "fact_acc": fmean(float(r["fact_correct"]) for r in rows),
+        "n": len(rows),
+    }
+    if by_modality:
+        groups = {m: [r for r in rows if r["modality"] == m] for m in MODALITIES}
+        out["by_modality"] = {m: _means(v, False) for m, v in groups.items() if v}
+    return out
+
+
+def _compare(attacked: list[dict], baseline: list[dict], **extra: Any) -> Result:
+    a, b = _means(attacked), _means(baseline)
+    return {
+        "attacked": a,
+        "baseline": b,
+        "recovered": a["rouge_l"] - b["rouge_l"],
+        "rows": attacked,
+        **extra,
+    }
+
+
+def _forget_rows(ctx: MetricContext) -> list[dict]:
+    return [r for r in ctx.needed("generation")["rows"] if r["role"] == "forget"]
+
+
+def _forget(ctx: MetricContext) -> list[Example]:
+    forget = ctx.role("forget")
+    if not forget:
+        raise Missing("no forget rows in the data")
+    return forget
+
+
+@metric("probe_paraphrase", settings=("roles", "max_new_tokens"), needs=("generation",))
+def probe_paraphrase(ctx: MetricContext) -> Result:
+    """Robustness: forget ROUGE-L with each question paraphrased (`Example.paraphrases`) vs asked
+    as trained. "recovered" > 0 = paraphrasing brings facts back (lower is better)."""
+    forget = _forget(ctx)
+    rows = paraphrase_probe(ctx.model.loaded, forget, ctx.settings.max_new_tokens, ctx.progress)
+    if not rows:
+        raise Missing("no forget question has paraphrases")
+    sources = {r["id"] for r in rows}
+    baseline = [r for r in _forget_rows(ctx) if r["id"] in sources]
+    return _compare(rows, baseline, change="question paraphrased")
+
+
+@metric("probe_noise", settings=("roles", "max_new_tokens", "noise"), needs=("generation",))
+def probe_noise(ctx: MetricContext) -> Result:
+    """Robustness: image+text forget ROUGE-L with the image noised (a `visual_noise` intervention,
+    default Gaussian std 1.0) vs clean. "recovered" > 0 = noise brings facts back."""
+    forget = _forget(ctx)
+    try:
+        rows = noise_probe(
+            ctx.model.loaded, forget, ctx.settings.noise, ctx.settings.max_new_tokens, ctx.progress
+        )
+    except ValueError as unsupported:  # a pixel layout the probe cannot noise per image
+        raise Missing(str(unsupported)) from None
+    if not rows:
+        raise Missing("no image+text forget question")
+    baseline = [r for r in _forget_rows(ctx) if r["modality"] == "image"]
+    return _compare(
+        rows, baseline, change=f"image noised: {dataclasses.asdict(ctx.settings.noise)}"
+    )
+
+
+@metric(
+    "probe_prompt", settings=("roles", "max_new_tokens", "forget_prompt"), needs=("generation",)
+)
+def probe_prompt(ctx: MetricContext) -> Result:
+    """Robustness: forget ROUGE-L of the plain questions (the attack: in-context prompt removed)
+    vs the same questions prefixed with the forget prompt ("Forget <name> ."). "recovered" > 0 =
+    the model forgets only when told to."""
+    forget = _forget(ctx)
+    with_prompt = prompt_probe(
+        ctx.model.loaded,
+        forget,
+        ctx.settings.forget_prompt,
+        ctx.settings.max_new_tokens,
+        ctx.progress,
+    )
+    result = _compare(_forget_rows(ctx), with_prompt, change="in-context prompt removed")
+    return {**result, "rows": with_prompt}
+
+
+@metric("probe_relearn", settings=("roles", "max_new_tokens", "relearn"), needs=("generation",))
+def probe_relearn(ctx: MetricContext) -> Result:
+    """Robustness: the relearning attack. A copy fine-tuned (NLL, `finetune`) for a few steps on
+    half of each forget person's questions; ROUGE-L on the OTHER half after vs before.
+    "recovered" > 0 = facts never trained again come back (knowledge hidden, not removed)."""
+    forget = _forget(ctx)
+    relearned, measured = split_halves(forget)
+    if not relearned or not measured:
+        raise Missing("relearning needs at least two forget questions per person")
+    after = relearn_probe(
+        ctx.model.loaded, forget, ctx.settings.relearn, ctx.settings.max_new_tokens, ctx.progress
+    )
+    ids = {ex.id for ex in measured}
+    baseline = [r for r in _forget_rows(ctx) if r["id"] in ids]
+    return _compare(
+        after["measured"],
+        baseline,
+        change=f"relearned {len(relearned)} forget questions: {dataclasses.asdict(ctx.settings.relearn)}",
+        relearned_half=_means(after["relearned"]),
+    )
+
+
+PROBES = {
+    "probe_paraphrase": "paraphrased question",
+    "probe_noise": "noised image",
+    "probe_prompt": "in-context prompt removed",
+    "probe_relearn": "relearning (other half)",
+}
+
+
+@metric("robustness", settings=("recover_threshold",), needs=tuple(PROBES))
+def robustness(ctx: MetricContext) -> Result:
+    """Which attacks recover forgotten facts and by how much: each probe's forget ROUGE-L under
+    attack vs without ("recovered" = the difference; a probe "recovers" above
+    `recover_threshold`). Lower recovery is better; the oracle shows what comes back with no
+    knowledge at all (e.g. relearning the people's other facts by pattern)."""
+    table = {}
+    for name, label in PROBES.items():
+        result = ctx.own(name)
+        if "missing" in result:
+            table[name] = {"probe": label, "missing": result["missing"]}
+            continue
+        table[name] = {
+            "probe": label,
+            "baseline": result["baseline"]["rouge_l"],
+            "attacked": result["attacked"]["rouge_l"],
+            "recovered": result["recovered"],
+            "recovers": result["recovered"] > ctx.settings.recover_threshold,
+        }
+        if "relearned_half" in result:  # did the attack's own fine-tuning take?
+            table[name]["relearned_half"] = result["relearned_half"].get("rouge_l")
+    return {"probes": table, "threshold": ctx.settings.recover_threshold}
