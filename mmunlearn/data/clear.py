@@ -33,6 +33,7 @@ from mmunlearn.data.tables import (
     read_parquet_rows,
     text_field,
     text_list,
+    with_progress,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _visual(
     )
     tasks = ("caption", "name") if visual_task == "both" else (visual_task,)
     examples, joined = [], set()
-    for i, (where, row) in enumerate(rows):
+    for i, (where, row) in enumerate(with_progress(rows, f"CLEAR {folder.name}")):
         name, caption = text_field(row, "name", where), text_field(row, "caption", where)
         image = store.save(row["image"], f"{where}, field 'image'")
         extra = extras.get((name, caption))

@@ -42,6 +42,7 @@ from mmunlearn.data.tables import (
     read_parquet_rows,
     show,
     text_field,
+    with_progress,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def load_mllmu_bench(
                 len(forget_ids),
             )
         role = {"celebrity": "general"}.get(name, name)
-        for where, row in split_rows:
+        for where, row in with_progress(split_rows, f"MLLMU-Bench {folders[name]}"):
             examples += _row_examples(where, row, role, folders[name], kinds, store)
     check_unique_ids(examples, str(root))
     log.info("MLLMU-Bench: %d records from %s", len(examples), ", ".join(sets))

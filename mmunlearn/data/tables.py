@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from tqdm.auto import tqdm
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import DataError
@@ -59,6 +60,11 @@ def read_parquet_rows(folder: Path, required: tuple[str, ...], what: str) -> lis
     if not rows:
         raise DataError(f"{folder}: the split has no rows (expected {what})")
     return rows
+
+
+def with_progress(rows: list[Row], desc: str) -> Any:
+    """`rows` under a progress bar when there are enough to wait for (image decoding)."""
+    return tqdm(rows, desc=desc, unit="row", leave=False, disable=len(rows) < 100)
 
 
 def read_json_rows(path: Path, what: str) -> list[Row]:
