@@ -131,10 +131,16 @@ def _read(folder: Path, kinds: tuple[str, ...]) -> list[Row]:
 
 
 def _columns(folder: Path) -> list[str]:
+    """The first shard's column names; [] when there is none or it is unreadable (then
+    read_parquet_rows names the problem)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    return pq.read_schema(files[0]).names if files else []  # read_parquet_rows names the problem
+    try:
+        return pq.read_schema(files[0]).names if files else []
+    except (pa.ArrowException, OSError):
+        return []
 
 
 def _person_id(row: dict[str, Any], where: str) -> str:

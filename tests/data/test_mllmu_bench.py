@@ -186,3 +186,11 @@ def test_records_train_one_step_and_evaluate(bench, tmp_path, train_and_evaluate
     summary = train_and_evaluate(examples)
     assert set(summary) == {"forget", "test", "retain", "general"}
     assert set(summary["forget"]["by_modality"]) == {"image", "text"}
+
+
+def test_a_file_that_is_not_parquet_is_named(bench, tmp_path):
+    (bench / "forget_5" / "train-00000-of-00001.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(
+        DataError, match=r"forget_5/train-00000-of-00001.parquet: not a readable parquet"
+    ):
+        load_mllmu_bench(bench, image_dir=tmp_path / "i")
