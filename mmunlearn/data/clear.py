@@ -11,6 +11,7 @@ Layout: a clone of the Hugging Face dataset `therem/CLEAR`, one folder per subse
 | `forget{NN}_perturbed/`, `retain_perturbed/` | same + `perturbed_captions`, `paraphrased_caption`, `perturbed_names` | joined to the rows with the same name and caption |
 | `forget{NN}+tofu/`, `retain{MM}+tofu/` | `image`, `caption`, `question`, `answer` | the rows with a question: forget / retain (text-only) |
 | `real_faces/` | `image`, `answer`, `options` | general (real people: who is this?) |
+| `real_world/` | `image`, `question`, `answer`, `options`, `prompt` | general (real-world VQA) |
 
 CLEAR's visual rows carry no question: the model is asked to caption the portrait (or, with
 `visual_task="name"`, to name the person), so the question is our fixed wording below. Text rows
@@ -39,7 +40,7 @@ from mmunlearn.data.tables import (
 log = logging.getLogger(__name__)
 
 FORGET_PERCENTS = (1, 5, 10)
-SETS = ("forget", "retain", "forget_text", "retain_text", "real_faces")
+SETS = ("forget", "retain", "forget_text", "retain_text", "real_faces", "real_world")
 VISUAL_TASKS = ("caption", "name", "both")
 CAPTION_QUESTION = "Describe this picture."
 NAME_QUESTION = "Who is the person in this picture?"
@@ -53,6 +54,7 @@ def clear_folders(forget_percent: int) -> dict[str, str]:
         "forget_text": f"{forget}+tofu",
         "retain_text": f"{retain}+tofu",
         "real_faces": "real_faces",
+        "real_world": "real_world",
     }
 
 
@@ -90,8 +92,8 @@ def load_clear(
             perturbed = f"{folder}_perturbed" if name == "forget" else "retain_perturbed"
             extras = _perturbations(root / perturbed) if (root / perturbed).is_dir() else {}
             examples += _visual(root / folder, name, visual_task, extras, store)
-        elif name == "real_faces":
-            examples += _real_faces(root / folder, store)
+        elif name in ("real_faces", "real_world"):
+            examples += _real(root / folder, store)
         else:
             examples += _text(root / folder, name.removesuffix("_text"), questions_per_author)
     check_unique_ids(examples, str(root))
@@ -190,21 +192,24 @@ def _text(folder: Path, role: str, per_author: int) -> list[Example]:
     ]
 
 
-def _real_faces(folder: Path, store: ImageStore) -> list[Example]:
-    rows = read_parquet_rows(folder, ("image", "answer", "options"), "CLEAR real_faces rows")
+def _real(folder: Path, store: ImageStore) -> list[Example]:
+    """real_faces (who is this? no question column) or real_world (a question per row)."""
+    faces = folder.name == "real_faces"
+    required = ("image", "answer", "options") if faces else ("image", "question", "answer")
+    rows = read_parquet_rows(folder, required, f"CLEAR {folder.name} rows")
     examples = []
-    for i, (where, row) in enumerate(rows):
+    for i, (where, row) in enumerate(with_progress(rows, f"CLEAR {folder.name}")):
         answer = text_field(row, "answer", where)
         examples.append(
             Example(
-                id=f"clear-real_faces-{i}",
-                entity=f"real_faces/{answer}",
+                id=f"clear-{folder.name}-{i}",
+                entity=f"{folder.name}/{answer if faces else i}",
                 role="general",
-                question=NAME_QUESTION,
+                question=NAME_QUESTION if faces else text_field(row, "question", where),
                 answer=answer,
                 image=store.save(row["image"], f"{where}, field 'image'"),
                 options=text_list(row, "options", where),
-                meta={"modality": "image", "kind": "name", "set": "real_faces"},
+                meta={"modality": "image", "kind": "name" if faces else "vqa", "set": folder.name},
             )
         )
     return examples

@@ -67,6 +67,9 @@ def clear(tmp_path):
     write(
         root / "real_faces", [{"image": image("zoe"), "answer": "zoe", "options": ["amy", "zoe"]}]
     )
+    real_world = {"image": image("sky"), "question": "what colour is the sky", "answer": "blue"}
+    real_world |= {"prompt": "what colour is the sky? A. blue B. red", "options": ["blue", "red"]}
+    write(root / "real_world", [real_world])
     return root
 
 
@@ -79,6 +82,7 @@ def test_visual_text_and_real_faces_records(clear, tmp_path):
         ("forget", "qa"): 2,
         ("retain", "qa"): 4,
         ("general", "name"): 1,
+        ("general", "vqa"): 1,
     }
     ada = next(ex for ex in examples if ex.entity == "ada")
     assert (ada.question, ada.answer) == (CAPTION_QUESTION, "ada reads a book")
@@ -93,8 +97,10 @@ def test_visual_text_and_real_faces_records(clear, tmp_path):
         "retain99+tofu/author-0",
         "retain99+tofu/author-1",
     }
-    face = next(ex for ex in examples if ex.role == "general")
+    face, world = [ex for ex in examples if ex.role == "general"]
     assert (face.question, face.answer, face.options) == (NAME_QUESTION, "zoe", ("amy", "zoe"))
+    assert (world.question, world.answer) == ("what colour is the sky", "blue")
+    assert world.options == ("blue", "red")
     check_unlearning_data(examples, str(clear))
 
 
