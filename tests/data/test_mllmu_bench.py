@@ -194,3 +194,14 @@ def test_a_file_that_is_not_parquet_is_named(bench, tmp_path):
         DataError, match=r"forget_5/train-00000-of-00001.parquet: not a readable parquet"
     ):
         load_mllmu_bench(bench, image_dir=tmp_path / "i")
+
+
+def test_records_survive_the_project_jsonl(bench, tmp_path):
+    """Any benchmark can feed today's `mmunlearn unlearn --data` by saving it as JSONL."""
+    from mmunlearn.data.jsonl import load_examples, save_examples
+
+    examples = load_mllmu_bench(bench, image_dir=tmp_path / "data" / "images")
+    save_examples(tmp_path / "data" / "mllmu.jsonl", examples)
+    back = load_examples(tmp_path / "data" / "mllmu.jsonl")
+    assert back == examples
+    assert [ex.meta for ex in back] == [ex.meta for ex in examples]
