@@ -161,24 +161,22 @@ def _row_examples(
     person = _person_id(row, where)
     entity = f"celebrity-{person}" if split == "Retain_Set" else person
     prefix = f"mllmu-{split}-{person}"
-    if "metadata" in row:
+    if "metadata" in row:  # fine-tuning format: every pair is asked with the person's image
+        if "qa" not in kinds:
+            return []
         image = store.save(row["image"], f"{where}, field 'image'")
-        return (
-            [
-                Example(
-                    id=f"{prefix}-qa-{k}",
-                    entity=entity,
-                    role=role,
-                    question=question,
-                    answer=answer,
-                    image=image,
-                    meta={"modality": "image", "kind": "qa", "set": split},
-                )
-                for k, (question, answer) in enumerate(_metadata_pairs(row, where))
-            ]
-            if "qa" in kinds
-            else []
-        )
+        return [
+            Example(
+                id=f"{prefix}-qa-{k}",
+                entity=entity,
+                role=role,
+                question=question,
+                answer=answer,
+                image=image,
+                meta={"modality": "image", "kind": "qa", "set": split},
+            )
+            for k, (question, answer) in enumerate(_metadata_pairs(row, where))
+        ]
 
     images = _row_images(row, where, store)
     counter = {"image": 0, "text": 0}  # the k-th image question uses images[k % len(images)]
