@@ -1,0 +1,305 @@
+"""MLLMU-Bench (Liu et al., NAACL 2025, arXiv 2410.22108) as Example records.
+
+Layout: a clone of the Hugging Face dataset `MLLMMU/MLLMU-Bench`, one folder per subset holding
+`train-0000k-of-0000n.parquet` shards:
+
+| folder | rows | role here |
+| --- | --- | --- |
+| `forget_{5,10,15}/` | fictitious people to forget | forget |
+| `retain_{95,90,85}/` | the other fictitious people | retain |
+| `Test_Set/` | every person again: transformed images (`images`, several), paraphrased questions | test (forget people only, as the authors' eval.py) |
+| `Retain_Set/` | 153 real celebrities (model utility) | general |
+
+Two row formats occur, told apart by their columns:
+- evaluation (`Full_Set`, `Test_Set`, `Retain_Set` and the forget/retain subsets of the dataset):
+  `ID`, `image` (`Test_Set`: `images`) as `{"bytes", "path"}` structs, and three task columns —
+  `Classification_Task = {"Image_Textual_Questions": [...], "Pure_Text_Questions": [...]}`, each
+  item `{"Question", "Options": {"A".."D"}, "Correct_Answer": letter}`; `Generation_Task` and
+  `Mask_Task` (cloze, the blank written `__`), lists of `{"Question", "Ground_Truth", "Type"}`
+  with `Type` = `Image_Textual` | `Pure_Text`.
+- fine-tuning (`ft_Data`, and the forget/retain splits of `MLLMMU/baseline_train_split`):
+  `image`, `ID`, `metadata` = a JSON string of `[{"Question", "Answer"}, ...]`, every pair asked
+  with the person's image (kind `qa`).
+
+A classification item becomes one record whose `options` are the option texts in letter order
+and whose `answer` is the correct option's text (`meta.answer_letter` keeps the letter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mmunlearn.data.example import Example
+from mmunlearn.data.jsonl import DataError
+from mmunlearn.data.tables import (
+    ImageStore,
+    Row,
+    check_unique_ids,
+    read_parquet_rows,
+    show,
+    text_field,
+    with_progress,
+)
+
+log = logging.getLogger(__name__)
+
+FORGET_PERCENTS = (5, 10, 15)
+SETS = ("forget", "retain", "test", "celebrity")
+KINDS = ("qa", "generation", "classification", "cloze")
+TASK_COLUMNS = {
+    "classification": "Classification_Task",
+    "generation": "Generation_Task",
+    "cloze": "Mask_Task",
+}
+CLASSIFICATION_LISTS = {"Image_Textual_Questions": "image", "Pure_Text_Questions": "text"}
+QUESTION_TYPES = {"Image_Textual": "image", "Pure_Text": "text"}
+
+
+def _folders(forget_percent: int) -> dict[str, str]:
+    return {
+        "forget": f"forget_{forget_percent}",
+        "retain": f"retain_{100 - forget_percent}",
+        "test": "Test_Set",
+        "celebrity": "Retain_Set",
+    }
+
+
+def load_mllmu_bench(
+    path: str | os.PathLike,
+    forget_percent: int = 5,
+    sets: tuple[str, ...] | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    image_dir: str | os.PathLike | None = None,
+) -> list[Example]:
+    """Records of the forget/retain split `forget_percent` (5, 10 or 15) and of the chosen `sets`
+    (default: forget and retain, which must exist, plus test and celebrity when their folders
+    do). `kinds` keeps only some question kinds. Images are written to `image_dir` (default
+    `<cache>/images`) under their content hash."""
+    root = Path(path)
+    if forget_percent not in FORGET_PERCENTS:
+        raise ValueError(
+            f"MLLMU-Bench: forget_percent={forget_percent!r}; expected one of {FORGET_PERCENTS}"
+        )
+    for name, chosen, known in (("sets", sets or (), SETS), ("kinds", kinds, KINDS)):
+        unknown = [item for item in chosen if item not in known]
+        if unknown:
+            raise ValueError(f"MLLMU-Bench: unknown {name} {unknown}; expected some of {known}")
+    folders = _folders(forget_percent)
+    if sets is None:
+        sets = ("forget", "retain") + tuple(
+            name for name in ("test", "celebrity") if (root / folders[name]).is_dir()
+        )
+    store = ImageStore(image_dir)
+    rows = {name: _read(root / folders[name], kinds) for name in sets}
+    if "test" in sets and "forget" not in rows:
+        rows["forget"] = _read(root / folders["forget"], kinds)
+    forget_ids = {_person_id(row, where) for where, row in rows.get("forget", [])}
+
+    examples: list[Example] = []
+    for name in sets:
+        split_rows = rows[name]
+        if name == "test":
+            split_rows = [(w, r) for w, r in split_rows if _person_id(r, w) in forget_ids]
+            log.info(
+                "MLLMU-Bench %s: kept the %d rows of the %d forget people",
+                folders[name],
+                len(split_rows),
+                len(forget_ids),
+            )
+        role = {"celebrity": "general"}.get(name, name)
+        for where, row in with_progress(split_rows, f"MLLMU-Bench {folders[name]}"):
+            examples += _row_examples(where, row, role, folders[name], kinds, store)
+    check_unique_ids(examples, str(root))
+    log.info("MLLMU-Bench: %d records from %s", len(examples), ", ".join(sets))
+    return examples
+
+
+def _read(folder: Path, kinds: tuple[str, ...]) -> list[Row]:
+    """The folder's rows, after checking the columns its format needs for `kinds`."""
+    columns = _columns(folder)
+    if "metadata" in columns:
+        return read_parquet_rows(
+            folder, ("ID", "image", "metadata"), "MLLMU-Bench fine-tuning rows"
+        )
+    images = "images" if "images" in columns else "image"
+    tasks = tuple(TASK_COLUMNS[kind] for kind in kinds if kind in TASK_COLUMNS)
+    return read_parquet_rows(folder, ("ID", images, *tasks), "MLLMU-Bench evaluation rows")
+
+
+def _columns(folder: Path) -> list[str]:
+    """The first shard's column names; [] when there is none or it is unreadable (then
+    read_parquet_rows names the problem)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    try:
+        return pq.read_schema(files[0]).names if files else []
+    except (pa.ArrowException, OSError):
+        return []
+
+
+def _person_id(row: dict[str, Any], where: str) -> str:
+    value = row.get("ID")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip()):
+        return str(value)
+    raise DataError(f"{where}, field 'ID': {show(value)} (expected a non-empty person id)")
+
+
+def _row_examples(
+    where: str,
+    row: dict[str, Any],
+    role: str,
+    split: str,
+    kinds: tuple[str, ...],
+    store: ImageStore,
+) -> list[Example]:
+    person = _person_id(row, where)
+    entity = f"celebrity-{person}" if split == "Retain_Set" else person
+    prefix = f"mllmu-{split}-{person}"
+    if "metadata" in row:  # fine-tuning format: every pair is asked with the person's image
+        if "qa" not in kinds:
+            return []
+        image = store.save(row["image"], f"{where}, field 'image'")
+        return [
+            Example(
+                id=f"{prefix}-qa-{k}",
+                entity=entity,
+                role=role,
+                question=question,
+                answer=answer,
+                image=image,
+                meta={"modality": "image", "kind": "qa", "set": split},
+            )
+            for k, (question, answer) in enumerate(_metadata_pairs(row, where))
+        ]
+
+    images = _row_images(row, where, store)
+    counter = {"image": 0, "text": 0}  # the k-th image question uses images[k % len(images)]
+
+    def record(kind: str, modality: str, question: str, answer: str, **extra: Any) -> Example:
+        k = counter[modality]
+        counter[modality] += 1
+        return Example(
+            id=f"{prefix}-{kind}-{modality}-{k}",
+            entity=entity,
+            role=role,
+            question=question,
+            answer=answer,
+            image=images[k % len(images)] if modality == "image" else None,
+            options=extra.pop("options", ()),
+            meta={"modality": modality, "kind": kind, "set": split, **extra},
+        )
+
+    examples = []
+    for kind in ("generation", "cloze"):
+        if kind not in kinds:
+            continue
+        column = TASK_COLUMNS[kind]
+        for k, item in enumerate(_list(row.get(column), where, column)):
+            path = f"{column}[{k}]."
+            modality = _question_type(item, where, path)
+            question = text_field(item, "Question", where, path)
+            answer = text_field(item, "Ground_Truth", where, path)
+            examples.append(record(kind, modality, question, answer))
+    if "classification" in kinds:
+        examples += _classification(row, where, record)
+    return examples
+
+
+def _metadata_pairs(row: dict[str, Any], where: str) -> list[tuple[str, str]]:
+    value = row["metadata"]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{where}, field 'metadata': invalid JSON ({exc}); expected a JSON list of "
+                "{Question, Answer} objects"
+            ) from None
+    pairs = [
+        (
+            text_field(item, "Question", where, f"metadata[{k}]."),
+            text_field(item, "Answer", where, f"metadata[{k}]."),
+        )
+        for k, item in enumerate(_list(value, where, "metadata"))
+    ]
+    if not pairs:
+        raise DataError(f"{where}, field 'metadata': no question/answer pairs (expected some)")
+    return pairs
+
+
+def _row_images(row: dict[str, Any], where: str, store: ImageStore) -> list[str]:
+    if "images" in row:
+        values = _list(row["images"], where, "images")
+        if not values:
+            raise DataError(f"{where}, field 'images': empty list (expected at least one image)")
+        return [store.save(v, f"{where}, field 'images[{k}]'") for k, v in enumerate(values)]
+    return [store.save(row.get("image"), f"{where}, field 'image'")]
+
+
+def _list(value: Any, where: str, field: str) -> list[dict[str, Any]]:
+    """A list of objects (absent or null: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DataError(f"{where}, field {field!r}: {show(value)} (expected a list)")
+    for k, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise DataError(f"{where}, field '{field}[{k}]': {show(item)} (expected an object)")
+    return value
+
+
+def _question_type(item: dict[str, Any], where: str, path: str) -> str:
+    kind = item.get("Type")
+    if kind not in QUESTION_TYPES:
+        raise DataError(
+            f"{where}, field '{path}Type': {show(kind)} (expected one of "
+            f"{', '.join(QUESTION_TYPES)})"
+        )
+    return QUESTION_TYPES[kind]
+
+
+def _classification(row: dict[str, Any], where: str, record: Any) -> list[Example]:
+    task = row.get("Classification_Task")
+    if not isinstance(task, dict):
+        raise DataError(
+            f"{where}, field 'Classification_Task': {show(task)} (expected an object with "
+            f"{', '.join(CLASSIFICATION_LISTS)})"
+        )
+    examples = []
+    for key, modality in CLASSIFICATION_LISTS.items():
+        field = f"Classification_Task.{key}"
+        for k, item in enumerate(_list(task.get(key), where, field)):
+            path = f"{field}[{k}]."
+            question = text_field(item, "Question", where, path)
+            options = item.get("Options")
+            if not isinstance(options, dict):
+                raise DataError(
+                    f"{where}, field '{path}Options': {show(options)} (expected {{letter: text}})"
+                )
+            letters = sorted(letter for letter, text in options.items() if text is not None)
+            for letter in letters:
+                text_field(options, letter, where, f"{path}Options.")
+            correct = text_field(item, "Correct_Answer", where, path).strip()
+            if correct not in letters:
+                raise DataError(
+                    f"{where}, field '{path}Correct_Answer': {correct!r} (expected one of the "
+                    f"option letters {', '.join(letters)})"
+                )
+            examples.append(
+                record(
+                    "classification",
+                    modality,
+                    question,
+                    options[correct],
+                    options=tuple(options[letter] for letter in letters),
+                    answer_letter=correct,
+                    option_letters=letters,
+                )
+            )
+    return examples
