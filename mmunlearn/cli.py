@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting for every method, e.g. --set train.steps=80",
     )
+    cmp.add_argument(
+        "--model-family",
+        choices=("llava", "gpt2", "llama"),
+        default="llava",
+        help="llava (default): the image world and a tiny LLaVA; gpt2 or llama: the world's "
+        "text questions and a tiny text-only causal LM (vgid then has no visual half)",
+    )
 
     world = sub.add_parser(
         "world",
@@ -208,7 +215,15 @@ def run(args: argparse.Namespace) -> int:
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         if not methods:
             raise ValueError("--methods is empty; give at least one method name")
-        run_compare(args.output_dir, methods, args.seed, args.quick, args.cache_dir, args.set)
+        run_compare(
+            args.output_dir,
+            methods,
+            args.seed,
+            args.quick,
+            args.cache_dir,
+            args.set,
+            family=args.model_family,
+        )
         print(f"\nwrote {args.output_dir}/report.json, report.md, forget_retain.png")
     elif args.command == "world":
         from mmunlearn.data.world import WorldConfig, build_world, save_world

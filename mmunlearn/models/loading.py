@@ -41,15 +41,24 @@ def is_vision_language(config: Any) -> bool:
     return getattr(config, "vision_config", None) is not None
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Load a model and its processor from a local directory (never from a hub)."""
-    path = Path(path)
+def saved_config(path: Path) -> Any:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"--model {str(path)!r}: no config.json there; expected a directory written by "
             "save_pretrained (model weights + processor or tokenizer files)"
         )
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    return AutoConfig.from_pretrained(path, local_files_only=True)
+
+
+def model_kind(path: str | Path) -> str:
+    """ "vision_language" or "causal_lm", read from the saved config alone (no weights loaded)."""
+    return "vision_language" if is_vision_language(saved_config(Path(path))) else "causal_lm"
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a model and its processor from a local directory (never from a hub)."""
+    path = Path(path)
+    config = saved_config(path)
     if is_vision_language(config):
         model = AutoModelForImageTextToText.from_pretrained(
             path, dtype=dtype, local_files_only=True
