@@ -115,8 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     base.add_argument("--data", required=True, help="world folder written by `mmunlearn world`")
     base.add_argument("--which", choices=("base", "oracle"), default="base")
-    base.add_argument("--steps", type=int, default=1100)
+    base.add_argument("--steps", type=int, help="training steps (default: the family's recipe)")
     base.add_argument("--seed", type=int, default=0)
+    base.add_argument(
+        "--model-family",
+        choices=("llava", "gpt2", "llama"),
+        default="llava",
+        help="llava (default), or a text-only gpt2/llama trained on the world's text rows",
+    )
     base.add_argument(
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
     )
@@ -240,12 +246,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the world to {args.output_dir}")
     elif args.command == "train-base":
         from mmunlearn.demo import default_cache_dir
-        from mmunlearn.training.world_models import PretrainConfig, world_model
+        from mmunlearn.training.world_models import pretrain_config, world_model
 
         cache = args.cache_dir or default_cache_dir()
-        path = world_model(
-            args.data, args.which, cache, PretrainConfig(steps=args.steps, seed=args.seed)
-        )
+        steps = {"steps": args.steps} if args.steps else {}
+        config = pretrain_config(args.model_family, args.seed, **steps)
+        path = world_model(args.data, args.which, cache, config)
         print(path)
     elif args.command == "unlearn":
         from mmunlearn.training.config import load_config
