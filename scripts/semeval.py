@@ -200,10 +200,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--unlearn-steps", type=int, default=30)
     parser.add_argument("--unlearn-lr", type=float, default=3e-4)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    args.model = TinyCausalLMConfig(family=args.family, width=128, layers=4, heads=4)
+    args.model = TinyCausalLMConfig(
+        family=args.family, width=args.width, layers=args.layers, heads=4
+    )
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.output_dir)
@@ -247,7 +251,8 @@ def main() -> None:
         },
         "command": "python scripts/semeval.py "
         + f"--max-items {args.max_items} --max-docs {args.max_docs} --methods {args.methods} "
-        + f"--base-steps {args.base_steps} --unlearn-steps {args.unlearn_steps}",
+        + f"--base-steps {args.base_steps} --unlearn-steps {args.unlearn_steps} "
+        + f"--family {args.family} --width {args.width} --layers {args.layers}",
         "base_model": str(base_path),
     }
     atomic_write_json(out / "report.json", report)
