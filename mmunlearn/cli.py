@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting for every method, e.g. --set train.steps=80",
     )
+    cmp.add_argument(
+        "--model-family",
+        choices=("llava", "gpt2", "llama"),
+        default="llava",
+        help="llava (default): the image world and a tiny LLaVA; gpt2 or llama: the world's "
+        "text questions and a tiny text-only causal LM (vgid then has no visual half)",
+    )
 
     world = sub.add_parser(
         "world",
@@ -108,8 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     base.add_argument("--data", required=True, help="world folder written by `mmunlearn world`")
     base.add_argument("--which", choices=("base", "oracle"), default="base")
-    base.add_argument("--steps", type=int, default=1100)
+    base.add_argument("--steps", type=int, help="training steps (default: the family's recipe)")
     base.add_argument("--seed", type=int, default=0)
+    base.add_argument(
+        "--model-family",
+        choices=("llava", "gpt2", "llama"),
+        default="llava",
+        help="llava (default), or a text-only gpt2/llama trained on the world's text rows",
+    )
     base.add_argument(
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
     )
@@ -224,7 +237,15 @@ def run(args: argparse.Namespace) -> int:
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
         if not methods:
             raise ValueError("--methods is empty; give at least one method name")
-        run_compare(args.output_dir, methods, args.seed, args.quick, args.cache_dir, args.set)
+        run_compare(
+            args.output_dir,
+            methods,
+            args.seed,
+            args.quick,
+            args.cache_dir,
+            args.set,
+            family=args.model_family,
+        )
         print(f"\nwrote {args.output_dir}/report.json, report.md, forget_retain.png")
     elif args.command == "world":
         from mmunlearn.data.world import WorldConfig, build_world, save_world
@@ -241,12 +262,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the world to {args.output_dir}")
     elif args.command == "train-base":
         from mmunlearn.demo import default_cache_dir
-        from mmunlearn.training.world_models import PretrainConfig, world_model
+        from mmunlearn.training.world_models import pretrain_config, world_model
 
         cache = args.cache_dir or default_cache_dir()
-        path = world_model(
-            args.data, args.which, cache, PretrainConfig(steps=args.steps, seed=args.seed)
-        )
+        steps = {"steps": args.steps} if args.steps else {}
+        config = pretrain_config(args.model_family, args.seed, **steps)
+        path = world_model(args.data, args.which, cache, config)
         print(path)
     elif args.command == "unlearn":
         from mmunlearn.training.config import load_config

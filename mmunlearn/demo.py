@@ -13,7 +13,7 @@ from typing import Any
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
-from mmunlearn.data.world import WorldConfig, build_world, save_world
+from mmunlearn.data.world import WorldConfig, build_world, save_world, text_only
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.evaluation.report import (
     build_report,
@@ -25,6 +25,7 @@ from mmunlearn.evaluation.report import (
 from mmunlearn.io import atomic_write_text
 from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.models.tiny import CAUSAL_FAMILIES, TinyCausalLMConfig
 from mmunlearn.teachers.icu import FORGET_PROMPT
 from mmunlearn.training.config import (
     TrainConfig,
@@ -34,7 +35,7 @@ from mmunlearn.training.config import (
     to_dict,
 )
 from mmunlearn.training.unlearn import unlearn
-from mmunlearn.training.world_models import PretrainConfig, world_model
+from mmunlearn.training.world_models import pretrain_config, world_model
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 QUICK_WORLD = WorldConfig(
     n_forget=2, n_retain=6, n_practice=2, n_holdout=2, n_general=4, n_unused_names=4
 )
+QUICK_TEXT_MODEL = {
+    family: TinyCausalLMConfig(family=family, width=32, layers=1, heads=2)
+    for family in CAUSAL_FAMILIES
+}
 # VGID's visual half with entity swap as its in-context half (README, "VGID defaults"): on this
 # world the "Forget <name> ." instruction learned on practice people does not transfer to the
 # forget people (the demo's in-context probe measures it on every run), and naming the person in
@@ -69,15 +74,26 @@ class Prepared:
 
 
 def prepare(
-    output_dir: Path, seed: int, quick: bool, cache_dir: str | Path | None, progress: bool
+    output_dir: Path,
+    seed: int,
+    quick: bool,
+    cache_dir: str | Path | None,
+    progress: bool,
+    family: str = "llava",
 ) -> Prepared:
-    """Write the world to OUTPUT_DIR/world; train or load its base and oracle."""
-    world_config, pretrain = WorldConfig(seed=seed), PretrainConfig(seed=seed)
+    """Write the world to OUTPUT_DIR/world; train or load its base and oracle.
+
+    `family` "gpt2" or "llama": the world's text records only, and text-only causal LMs.
+    """
+    world_config, pretrain = WorldConfig(seed=seed), pretrain_config(family, seed)
     if quick:  # a smoke test of every stage, not a result: the models barely train
         world_config = dataclasses.replace(QUICK_WORLD, seed=seed)
-        pretrain = PretrainConfig(steps=40, batch_size=32, seed=seed)
+        pretrain = pretrain_config(family, seed, steps=40, batch_size=32)
+        if family != "llava":
+            pretrain = dataclasses.replace(pretrain, model=QUICK_TEXT_MODEL[family])
     world_dir = output_dir / "world"
-    save_world(build_world(world_config), world_dir)
+    world = build_world(world_config)
+    save_world(world if family == "llava" else text_only(world), world_dir)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     models, timings = {}, {}
     for which in ("base", "oracle"):
@@ -128,14 +144,18 @@ def run_compare(
     cache_dir: str | Path | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
+    family: str = "llava",
 ) -> dict[str, Any]:
-    """Unlearn with each method from the same cached base; evaluate all with the same code."""
+    """Unlearn with each method from the same cached base; evaluate all with the same code.
+
+    `family`: "llava" (the image world), or "gpt2" / "llama" (its text records, a causal LM).
+    """
     output_dir = Path(output_dir)
     start = time.perf_counter()
     configs = {m: method_config(m, quick, overrides) for m in methods}
     for config in configs.values():  # an unknown name or setting fails before any training
         build_method(config.method, teacher=config.teacher, loss=config.loss)
-    prepared = prepare(output_dir, seed, quick, cache_dir, progress)
+    prepared = prepare(output_dir, seed, quick, cache_dir, progress, family)
     models, timings = dict(prepared.models), prepared.timings
     for name, config in configs.items():
         begin = time.perf_counter()
@@ -158,6 +178,7 @@ def run_compare(
         "trajectories": trajectories,
         "seed": seed,
         "quick": quick,
+        "model_family": family,
         "world": dataclasses.asdict(prepared.world_config),
         "configs": {name: to_dict(config) for name, config in configs.items()},
         "models": {k: str(v) for k, v in models.items()},

@@ -9,9 +9,16 @@ import torch
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
+from mmunlearn.models.encoding import FALLBACK_TEMPLATE
 from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel
-from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_tokenizer
+from mmunlearn.models.tiny import (
+    TinyCausalLMConfig,
+    TinyLlavaConfig,
+    build_tiny_causal_lm,
+    build_tiny_llava,
+    build_word_tokenizer,
+)
 from mmunlearn.models.tiny_families import TINY_FAMILIES
 from mmunlearn.training.world_models import vocabulary_texts
 
@@ -52,3 +59,11 @@ def tiny_family(name: str, examples: list[Example], seed: int = 0) -> LoadedMode
     torch.manual_seed(seed)
     model, processor = TINY_FAMILIES.get(name)(vocabulary_texts(examples, []))
     return LoadedModel(model, processor, family_of(model.config).kind)
+
+
+def tiny_causal_lm(examples: list[Example], family: str = "gpt2", seed: int = 0) -> LoadedModel:
+    """An untrained text-only GPT-2- or Llama-style model whose vocabulary covers `examples`."""
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(vocabulary_texts(examples, [FALLBACK_TEMPLATE]))
+    config = TinyCausalLMConfig(family=family, width=32, layers=1, heads=2, max_positions=128)
+    return LoadedModel(build_tiny_causal_lm(tokenizer, config), tokenizer, "causal_lm")

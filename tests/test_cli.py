@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from mmunlearn.cli import main
@@ -246,3 +247,68 @@ def test_compare_with_an_unknown_method_fails_before_training(tmp_path, capsys):
     assert code == 2
     assert "did you mean 'ga'" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.fixture()
+def saved_causal_lm(examples, tmp_path):
+    from mmunlearn.testing import tiny_causal_lm
+
+    path = tmp_path / "tiny-gpt2"
+    tiny_causal_lm([ex for ex in examples if ex.image is None], "gpt2").save(path)
+    return path
+
+
+def test_unlearn_picks_the_text_path_from_a_saved_causal_lm(saved_causal_lm, world_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from mmunlearn.models.loading import load_model
+
+    out = tmp_path / "text"
+    args = unlearn_args(saved_causal_lm, world_dir, out, "train.steps=2", "train.batch_size=4")
+    assert main([*args, "--set", "train.eval_every=1"]) == 0  # vgid: noise skipped, prompt kept
+    before, after = (
+        load_model(saved_causal_lm).model,
+        AutoModelForCausalLM.from_pretrained(out / "model"),
+    )
+    assert after.config.model_type == "gpt2"
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(before.state_dict().values(), after.state_dict().values(), strict=True)
+    ]
+    assert any(changed)
+    points = json.loads((out / "trajectory.json").read_text())
+    assert [p["step"] for p in points] == [0, 1, 2] and "forget" in points[0]
+
+
+def test_an_image_only_teacher_on_a_text_model_is_refused(
+    saved_causal_lm, world_dir, tmp_path, capsys
+):
+    args = unlearn_args(saved_causal_lm, world_dir, tmp_path / "o", "teacher.name=visual_noise")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "VisualNoiseTeacher needs images" in err and "text-only" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_text_compare_runs_every_method_on_the_text_world(tmp_path, monkeypatch):
+    """Wiring only: base and oracle are untrained tiny causal LMs (world_model is tested alone)."""
+    import mmunlearn.demo
+    from mmunlearn.data.jsonl import load_examples
+    from mmunlearn.testing import tiny_causal_lm
+
+    def untrained(world_dir, which, cache_dir, config, progress=True):
+        assert config.model.family == "llama"
+        path = tmp_path / "models" / which
+        tiny_causal_lm(load_examples(world_dir), "llama").save(path)
+        return path
+
+    monkeypatch.setattr(mmunlearn.demo, "world_model", untrained)
+    out = tmp_path / "text-cmp"
+    args = ["compare", "--methods", "vgid,ga", "--model-family", "llama", "--quick"]
+    assert main([*args, "--output-dir", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]) == {"base", "oracle", "vgid", "ga"}
+    assert report["meta"]["model_family"] == "llama"
+    for summary in report["methods"].values():
+        assert set(summary["forget"]["by_modality"]) == {"text"}
+    assert not (out / "world" / "images").exists()

@@ -330,6 +330,17 @@ def build_world(config: WorldConfig | None = None) -> World:
     )
 
 
+def text_only(world: World) -> World:
+    """The world for text-only models: its text records, no portraits.
+
+    Image+text records are dropped rather than rewritten: every fact they ask is also asked by a
+    text question naming the person ("Where was <name> born?"), except the name itself, which a
+    text question would give away. The test split keeps the forget people's text paraphrases.
+    """
+    examples = tuple(ex for ex in world.examples if ex.image is None)
+    return dataclasses.replace(world, examples=examples, portraits={}, test_portraits={})
+
+
 def save_world(world: World, directory: str | os.PathLike) -> None:
     """Write `images/`, one `<role>.jsonl` per role and `world.json`, each file atomically."""
     directory = Path(directory)

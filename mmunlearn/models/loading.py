@@ -43,15 +43,25 @@ class LoadedModel:
         self.processor.save_pretrained(directory)
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Load a model and its processor from a local directory (never from a hub)."""
-    path = Path(path)
+def saved_config(path: Path) -> Any:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(
             f"--model {str(path)!r}: no config.json there; expected a directory written by "
             "save_pretrained (model weights + processor or tokenizer files)"
         )
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    return AutoConfig.from_pretrained(path, local_files_only=True)
+
+
+def model_kind(path: str | Path) -> str:
+    """ "vision_language" or "causal_lm", read from the saved config alone (no weights loaded)."""
+    path = Path(path)
+    return family_of(saved_config(path), path).kind
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
+    """Load a model and its processor from a local directory (never from a hub)."""
+    path = Path(path)
+    config = saved_config(path)
     family = family_of(config, path)  # an unsupported family fails here, before any weights load
     if family.kind == "vision_language":
         model = AutoModelForImageTextToText.from_pretrained(

@@ -1,4 +1,4 @@
-"""A word-level tokenizer and a tiny LLaVA-style model built from configs.
+"""A word-level tokenizer, a tiny LLaVA-style model and tiny text-only causal LMs, from configs.
 
 They are ordinary `transformers` objects (`LlavaForConditionalGeneration` + `LlavaProcessor`), so
 after `save_pretrained` they go through exactly the loader a real LLaVA checkpoint does.
@@ -14,10 +14,14 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
     LlamaConfig,
+    LlamaForCausalLM,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 
@@ -48,9 +52,12 @@ def build_word_tokenizer(
     defaults; `image_token` is exposed as `tokenizer.image_token` (None: no such attribute, for
     processors that pick their own image token).
     """
-    words = sorted(
-        {w for text in texts for w in _WORD.findall(text)} | set("USER ASSISTANT :".split())
-    )
+    splitter = pre_tokenizers.Whitespace()
+    words = set("USER ASSISTANT :".split())
+    for text in texts:
+        # the backend's own split too, so runs of symbols ("](") are words, not <unk>
+        words |= set(_WORD.findall(text)) | {w for w, _ in splitter.pre_tokenize_str(text)}
+    words = sorted(words)
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + special_tokens)}
     for word in words:
         vocab.setdefault(word, len(vocab))
@@ -141,3 +148,64 @@ def build_tiny_llava(
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model, processor
+
+
+CAUSAL_FAMILIES = ("gpt2", "llama")
+
+
+@dataclass(frozen=True)
+class TinyCausalLMConfig:
+    """Sizes of a tiny text-only causal LM (GPT-2- or Llama-style), built from a config."""
+
+    family: str = "gpt2"
+    width: int = 128
+    layers: int = 4
+    heads: int = 4
+    max_positions: int = 512
+
+    def __post_init__(self) -> None:
+        if self.family not in CAUSAL_FAMILIES:
+            raise ValueError(f"family={self.family!r}; expected one of {CAUSAL_FAMILIES}")
+        if self.width % self.heads:
+            raise ValueError(f"width={self.width} must be divisible by heads={self.heads}")
+
+
+def build_tiny_causal_lm(
+    tokenizer: PreTrainedTokenizerFast, config: TinyCausalLMConfig = TinyCausalLMConfig()
+) -> PreTrainedModel:
+    """A `GPT2LMHeadModel` or `LlamaForCausalLM` sized by `config`, for `tokenizer`'s vocabulary.
+
+    The tokenizer has no chat template, so prompts use the encoder's "Question: ...\\nAnswer:"
+    fallback; after `save_pretrained` both load through `AutoModelForCausalLM`/`AutoTokenizer`.
+    """
+    ids = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if config.family == "gpt2":
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                n_embd=config.width,
+                n_layer=config.layers,
+                n_head=config.heads,
+                n_positions=config.max_positions,
+                **ids,
+            )
+        )
+    else:
+        model = LlamaForCausalLM(
+            LlamaConfig(
+                hidden_size=config.width,
+                intermediate_size=2 * config.width,
+                num_hidden_layers=config.layers,
+                num_attention_heads=config.heads,
+                num_key_value_heads=config.heads,
+                max_position_embeddings=config.max_positions,
+                **ids,
+            )
+        )
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model

@@ -20,7 +20,8 @@ class VgidTeacher:
 
     `noise=None` drops the visual half (prompt only), `prompt=""` the in-context half (noise
     only). `swap_names` also renames the entity in text questions (entity swap); off by default
-    because the paper's teacher has no such term; the README's ablation measures it.
+    because the paper's teacher has no such term; the README's ablation measures it. Rows
+    without an image (and every row of a text-only model) get the in-context half only.
     """
 
     noise: VisualNoise | None = VisualNoise()

@@ -118,6 +118,7 @@ class VisualNoiseTeacher:
 
     noise: VisualNoise = VisualNoise()
     draws: int = 1
+    needs_images = True  # on a text-only model it would equal the base: refused, not run
 
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor

@@ -12,8 +12,8 @@ from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.splits import check_unlearning_data, group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.io import atomic_write_text
-from mmunlearn.losses.objective import build_method
-from mmunlearn.models.loading import load_model
+from mmunlearn.losses.objective import Method, build_method
+from mmunlearn.models.loading import load_model, model_kind
 from mmunlearn.training.config import UnlearnConfig, to_dict
 from mmunlearn.training.run import train, world_size, write_run_info
 from mmunlearn.training.samplers import SAMPLERS
@@ -29,6 +29,31 @@ def swap_name_pool(data_path: Path, examples: list[Example]) -> tuple[str, ...]:
         if names:
             return tuple(names)
     return tuple(sorted({ex.entity for ex in examples if ex.role == "holdout"}))
+
+
+def text_path(examples: list[Example], method: Method, source: str) -> list[Example]:
+    """A text-only model's share of the data: its text rows, with image-only teachers refused.
+
+    Image rows are left out (logged with their count); VGID keeps its in-context half (prompt
+    and/or entity swap) and skips the noise, which needs a picture.
+    """
+    terms = [t for phase in method.phases for t in phase.terms] or list(method.terms)
+    for term in terms:
+        if getattr(term.teacher, "needs_images", False):
+            raise ValueError(
+                f"method {method.name!r}: teacher {type(term.teacher).__name__} needs images and "
+                "the model is text-only; use vgid (its in-context half), icu_distill or "
+                "teacher.name=entity_swap"
+            )
+    text = [ex for ex in examples if ex.image is None]
+    if len(text) < len(examples):
+        log.warning(
+            "%s: the model is text-only; %d image rows left out, %d text rows used",
+            source,
+            len(examples) - len(text),
+            len(text),
+        )
+    return text
 
 
 def unlearn(
@@ -56,6 +81,9 @@ def unlearn(
     missing = [role for role in method.roles if not any(ex.role == role for ex in examples)]
     if missing:
         raise ValueError(f"{data_path}: method {method.name!r} needs rows with role(s) {missing}")
+    if model_kind(model_path) == "causal_lm":
+        examples = text_path(examples, method, str(data_path))
+        check_unlearning_data(examples, f"the text rows of {data_path}")
     loaded = load_model(model_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))

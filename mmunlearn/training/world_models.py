@@ -5,6 +5,9 @@ Practice people (never forget or retain) teach the in-context instruction "Forge
 "I don't know", the way pretrained chat models follow such instructions; whether it transfers to
 the forget people is measured by the `icu` teacher, not assumed. Models are cached by a hash of
 the data and the recipe, so a second run skips training.
+
+A `TextPretrainConfig` trains a text-only causal LM (GPT-2- or Llama-style) instead, on the
+world's text records (a world saved with `world.text_only`); everything else is the same.
 """
 
 from __future__ import annotations
@@ -24,8 +27,16 @@ from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.splits import group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.losses.objective import build_method
+from mmunlearn.models.encoding import FALLBACK_TEMPLATE
 from mmunlearn.models.loading import LoadedModel
-from mmunlearn.models.tiny import TinyLlavaConfig, build_tiny_llava, build_word_tokenizer
+from mmunlearn.models.tiny import (
+    CAUSAL_FAMILIES,
+    TinyCausalLMConfig,
+    TinyLlavaConfig,
+    build_tiny_causal_lm,
+    build_tiny_llava,
+    build_word_tokenizer,
+)
 from mmunlearn.teachers.icu import FORGET_PROMPT
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import train
@@ -46,6 +57,32 @@ class PretrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     model: TinyLlavaConfig = field(default_factory=TinyLlavaConfig)
+
+
+@dataclass(frozen=True)
+class TextPretrainConfig:
+    """How a text-only world model is trained (defaults measured on a 2-core CPU, see README)."""
+
+    steps: int = 600
+    lr: float = 1e-3
+    batch_size: int = 64
+    warmup_steps: int = 50
+    seed: int = 0
+    model: TinyCausalLMConfig = field(default_factory=TinyCausalLMConfig)
+
+
+MODEL_FAMILIES = ("llava", *CAUSAL_FAMILIES)
+
+
+def pretrain_config(
+    family: str, seed: int = 0, **sizes: int
+) -> PretrainConfig | TextPretrainConfig:
+    """The default recipe for a model family; `sizes` overrides steps / batch_size."""
+    if family == "llava":
+        return PretrainConfig(seed=seed, **sizes)
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"model family {family!r}; expected one of {MODEL_FAMILIES}")
+    return TextPretrainConfig(seed=seed, model=TinyCausalLMConfig(family=family), **sizes)
 
 
 def with_question(
@@ -124,24 +161,38 @@ def world_model(
     world_dir: str | Path,
     which: str,
     cache_dir: str | Path,
-    config: PretrainConfig = PretrainConfig(),
+    config: PretrainConfig | TextPretrainConfig = PretrainConfig(),
     progress: bool = True,
 ) -> Path:
-    """Path of the trained `base` or `oracle` model for this world, training it if not cached."""
+    """Path of the trained `base` or `oracle` model for this world, training it if not cached.
+
+    A `TextPretrainConfig` trains a text-only causal LM on the world's text records (image rows,
+    if the world has any, are left out).
+    """
     if which not in ("base", "oracle"):
         raise ValueError(f"which={which!r}; expected 'base' or 'oracle'")
     world_dir = Path(world_dir)
+    text = isinstance(config, TextPretrainConfig)
     recipe = {"which": which, "recipe": RECIPE_VERSION, "config": dataclasses.asdict(config)}
+    if text:  # LLaVA recipes keep their original hash (and their cached models)
+        recipe["family"] = config.model.family
     key = hashlib.sha256((data_hash(world_dir) + json.dumps(recipe, sort_keys=True)).encode())
-    out = Path(cache_dir) / f"{which}-{key.hexdigest()[:16]}"
+    prefix = f"{which}-{config.model.family}" if text else which
+    out = Path(cache_dir) / f"{prefix}-{key.hexdigest()[:16]}"
     if (out / "model" / "config.json").is_file():
         log.info("%s model found in cache: %s", which, out / "model")
         return out / "model"
     examples = load_examples(world_dir)
+    extra = list(load_world_meta(world_dir).get("unused_names", []))
+    if text:
+        examples = [ex for ex in examples if ex.image is None]
+        tokenizer = build_word_tokenizer(vocabulary_texts(examples, [*extra, FALLBACK_TEMPLATE]))
+        loaded = LoadedModel(build_tiny_causal_lm(tokenizer, config.model), tokenizer, "causal_lm")
+    else:
+        tokenizer = build_word_tokenizer(vocabulary_texts(examples, extra))
+        model, processor = build_tiny_llava(tokenizer, config.model)
+        loaded = LoadedModel(model, processor, "vision_language")
     by_role = group_by_role(examples)
-    meta = load_world_meta(world_dir)
-    tokenizer = build_word_tokenizer(vocabulary_texts(examples, list(meta.get("unused_names", []))))
-    model, processor = build_tiny_llava(tokenizer, config.model)
     mix = training_mix(by_role, include_forget=which == "base", seed=config.seed)
     log.info("training the %s model on %d examples for %d steps", which, len(mix), config.steps)
     train_config = TrainConfig(
@@ -155,12 +206,12 @@ def world_model(
         seed=config.seed,
     )
     train(
-        LoadedModel(model, processor, "vision_language"),
+        loaded,
         build_method("finetune"),
         {"train": mix},
         train_config,
         out,
-        augment=image_augmenter(config.seed),
+        augment=None if text else image_augmenter(config.seed),
         progress=progress,
     )
     return out / "model"

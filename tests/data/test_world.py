@@ -166,3 +166,19 @@ def test_save_then_load_round_trips(world, tmp_path):
     assert meta["format_version"] == 1 and meta["config"]["seed"] == CONFIG.seed
     assert [p["name"] for p in meta["people"]] == [p.name for p in world.people]
     assert meta["unused_names"] == list(world.unused_names)
+
+
+def test_text_only_world_keeps_every_text_question_and_no_image(world, tmp_path):
+    from mmunlearn.data.world import text_only
+
+    text = text_only(world)
+    assert text.examples and all(ex.image is None for ex in text.examples)
+    assert len(text.examples) == sum(ex.image is None for ex in world.examples)
+    forget = [ex for ex in text.examples if ex.role == "forget"]
+    # every fact of an image question but the name is still asked about each forget person
+    image_facts = {ex.meta["fact"] for ex in world.examples if ex.image} - {"name"}
+    for person in {ex.entity for ex in forget}:
+        assert image_facts <= {ex.meta["fact"] for ex in forget if ex.entity == person}
+    save_world(text, tmp_path)
+    assert not (tmp_path / "images").exists()
+    assert len(load_examples(tmp_path)) == len(text.examples)
