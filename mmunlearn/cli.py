@@ -24,6 +24,35 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", required=True, help="the dataset: a path read by the --benchmark loader"
+    )
+    parser.add_argument(
+        "--benchmark",
+        default="mmunlearn_jsonl",
+        help="how to read --data: mmunlearn_jsonl (default: a JSONL file or folder, e.g. "
+        "`mmunlearn world`), mllmu_bench, clear, tofu, melu, semeval (`mmunlearn list benchmarks`)",
+    )
+    parser.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the benchmark loader, e.g. --data-option forget_percent=10",
+    )
+
+
+def _data_options(items: list[str]) -> dict[str, str]:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--data-option {item!r}; expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmunlearn",
@@ -135,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from_pretrained), config.yaml, run.json and train_log.json.",
     )
     unl.add_argument("--model", required=True, help="local model directory")
-    unl.add_argument("--data", required=True, help="JSONL file or folder of JSONL files")
+    _add_data(unl)
     unl.add_argument("--method", help="method name (default vgid; see `mmunlearn list methods`)")
     unl.add_argument("--output-dir", required=True)
     unl.add_argument(
@@ -155,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True, action="append", help="model dir, or NAME=PATH; repeatable"
     )
     ev.add_argument("--oracle", help="model retrained without the forget set (same as oracle=PATH)")
-    ev.add_argument("--data", required=True)
+    _add_data(ev)
     ev.add_argument("--output-dir", required=True)
     ev.add_argument("--splits", default=",".join(SPLITS), help="comma-separated roles to evaluate")
     ev.add_argument(
@@ -171,12 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=("all", "methods", "teachers", "losses", "samplers", "metrics", "config"),
+        choices=(
+            "all",
+            "methods",
+            "teachers",
+            "losses",
+            "samplers",
+            "metrics",
+            "benchmarks",
+            "config",
+        ),
     )
     return parser
 
 
 def cmd_list(what: str) -> None:
+    from mmunlearn.data.benchmarks import BENCHMARKS
     from mmunlearn.losses.divergences import LOSSES
     from mmunlearn.losses.objective import METHODS, build_method
     from mmunlearn.teachers import TEACHERS
@@ -188,7 +227,13 @@ def cmd_list(what: str) -> None:
         for name in METHODS.names():
             method = build_method(name)
             print(f"  {name:<16} {method.description}  [{method.paper}]")
-    for title, registry in (("teachers", TEACHERS), ("losses", LOSSES), ("samplers", SAMPLERS)):
+    registries = (
+        ("teachers", TEACHERS),
+        ("losses", LOSSES),
+        ("samplers", SAMPLERS),
+        ("benchmarks", BENCHMARKS),
+    )
+    for title, registry in registries:
         if what in ("all", title):
             print(f"{title}:")
             for name, item in registry.items():
@@ -275,7 +320,15 @@ def run(args: argparse.Namespace) -> int:
 
         overrides = list(args.set) + ([f"method={args.method}"] if args.method else [])
         config = load_config(args.config, overrides)
-        path = unlearn(args.model, args.data, config, args.output_dir, resume=args.resume)
+        path = unlearn(
+            args.model,
+            args.data,
+            config,
+            args.output_dir,
+            resume=args.resume,
+            benchmark=args.benchmark,
+            data_options=_data_options(args.data_option),
+        )
         print(f"wrote {path}")
     elif args.command == "eval":
         cmd_eval(args)
@@ -301,7 +354,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
         models[name] = path
     settings = EvalSettings(roles=_split(args.splits))
     report = evaluate_models(
-        models, args.data, args.output_dir, _split(args.metrics), args.oracle, settings
+        models,
+        args.data,
+        args.output_dir,
+        _split(args.metrics),
+        args.oracle,
+        settings,
+        benchmark=args.benchmark,
+        data_options=_data_options(args.data_option),
     )
     print(render_markdown(report, settings.roles))
     print(json.dumps({"wrote": str(Path(args.output_dir) / "report.json")}))

@@ -312,3 +312,36 @@ def test_text_compare_runs_every_method_on_the_text_world(tmp_path, monkeypatch)
     for summary in report["methods"].values():
         assert set(summary["forget"]["by_modality"]) == {"text"}
     assert not (out / "world" / "images").exists()
+
+
+def test_unlearn_reads_a_public_benchmark_layout(tmp_path):
+    from mmunlearn.data.benchmarks import load_benchmark
+    from mmunlearn.testing import tiny_causal_lm
+
+    tofu = tmp_path / "TOFU"
+    tofu.mkdir()
+    rows = {
+        "forget01.json": [("where was ada born", "paris"), ("what does ada write", "poems")],
+        "retain99.json": [("where was bob born", "rome"), ("what does bob write", "novels")],
+    }
+    for name, pairs in rows.items():
+        lines = [json.dumps({"question": q, "answer": a}) for q, a in pairs]
+        (tofu / name).write_text("\n".join(lines) + "\n")
+    options = ["--data-option", "forget_percent=1", "--data-option", "questions_per_author=2"]
+    examples = load_benchmark("tofu", tofu, forget_percent=1, questions_per_author=2)
+    model = tmp_path / "gpt2"
+    tiny_causal_lm(examples).save(model)
+    out = tmp_path / "out"
+    args = unlearn_args(model, tofu, out, "train.steps=1", "train.batch_size=2", method="grad_diff")
+    assert main([*args, "--benchmark", "tofu", *options]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["benchmark"] == "tofu" and run["data_options"]["questions_per_author"] == "2"
+    assert (out / "model" / "config.json").is_file()
+
+
+def test_unknown_benchmark_and_malformed_data_option_are_named(saved_model, world_dir, capsys):
+    args = unlearn_args(saved_model, world_dir, "unused")
+    assert main([*args, "--benchmark", "tofuu"]) == 2
+    assert "tofu" in capsys.readouterr().err
+    assert main([*args, "--data-option", "forget_percent"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

@@ -7,6 +7,7 @@
 | `mllmu_bench` | a clone of `MLLMMU/MLLMU-Bench` (parquet) | `mllmu_bench.load_mllmu_bench` |
 | `clear` | a clone of `therem/CLEAR` (parquet) | `clear.load_clear` |
 | `tofu` | a clone of `locuslab/TOFU` (JSON lines) | `tofu.load_tofu` |
+| `semeval` | SemEval-2025 Task 4's public split (parquet) | `semeval.load_semeval` (items) |
 
 Options are the loader's keyword arguments (`forget_percent`, `sets`, `image_dir`, ...). Strings
 are accepted for int, bool and tuple options (`"5"`, `"true"`, `"forget,retain"`), so settings
@@ -26,6 +27,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.melu import load_melu
 from mmunlearn.data.mllmu_bench import load_mllmu_bench
+from mmunlearn.data.semeval import load_semeval
 from mmunlearn.data.tofu import load_tofu
 from mmunlearn.registry import Registry
 
@@ -39,9 +41,15 @@ BENCHMARKS.register("melu")(load_melu)
 BENCHMARKS.register("mllmu_bench")(load_mllmu_bench)
 BENCHMARKS.register("clear")(load_clear)
 BENCHMARKS.register("tofu")(load_tofu)
-# SemEval-2025 Task 4 (mmunlearn/data/semeval.py, written separately) joins the same way:
-#   from mmunlearn.data.semeval import load_semeval
-#   BENCHMARKS.register("semeval")(load_semeval)
+
+
+@BENCHMARKS.register("semeval")
+def load_semeval_items(
+    folder: str | os.PathLike, subsets: tuple[str, ...] = ("train", "validation")
+) -> list[Example]:
+    """SemEval-2025 Task 4's forget and retain items (its member/nonmember documents, which the
+    MIA score needs, come with `semeval.load_semeval`)."""
+    return list(load_semeval(folder, subsets).examples)
 
 
 def benchmark_options(name: str) -> dict[str, inspect.Parameter]:

@@ -3,7 +3,8 @@
 A module is a forget person with the neighbours their Wikipedia page links to: `entity` rows
 (direct neighbours) and `domain` rows (indirect). The data has no module column; we assign a
 retain row to the one forget person whose page text mentions the row's title (the way WPU
-derived its links), and leave it unassigned when no page or several pages mention it.
+derived its links) — in full, or, when no page names it in full, by surname — and leave it
+unassigned when no page or several pages mention it.
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ def forget_pages(folder: Path) -> dict[str, str]:
 
 
 def module_of(title: str, pages: dict[str, str]) -> str | None:
-    mentions = [person for person, page in pages.items() if title in page]
-    return mentions[0] if len(mentions) == 1 else None
+    """The one forget person whose page names `title`: in full, else by its last word (pages
+    often name a linked person by surname alone). None when no page or several pages do."""
+    for name in (title, title.split()[-1]):
+        mentions = [person for person, page in pages.items() if name in page]
+        if mentions:
+            return mentions[0] if len(mentions) == 1 else None
+    return None
 
 
 def load_melu(folder: str | Path) -> list[Example]:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mmunlearn.data.benchmarks import load_benchmark
 from mmunlearn.data.example import Example
-from mmunlearn.data.jsonl import load_examples
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.metrics import score_predictions, summarise
 from mmunlearn.evaluation.report import SPLITS, build_report, write_predictions, write_report
@@ -47,8 +47,12 @@ def evaluate_models(
     oracle: str | Path | None = None,
     settings: EvalSettings | None = None,
     progress: bool = True,
+    benchmark: str = "mmunlearn_jsonl",
+    data_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run the evaluation suite on saved models; write report.json/.md/.png and predictions.
+
+    `data` is read by the `benchmark` loader (`mmunlearn.data.benchmarks`) with `data_options`.
 
     `metrics` empty means all (`suite.ALL_METRICS`). The oracle (`oracle`, or the model named
     "oracle") is the reference of forget quality and PrivLeak and is evaluated like the others.
@@ -60,7 +64,7 @@ def evaluate_models(
         if "oracle" in models and Path(models["oracle"]) != Path(oracle):
             raise ValueError("--oracle given and another --model is named 'oracle'; give one")
         models["oracle"] = oracle
-    examples = load_examples(data)
+    examples = load_benchmark(benchmark, data, **(data_options or {}))
     specs = {name: EvalModel(name, Path(path)) for name, path in models.items()}
     suite = Suite(examples, output_dir, settings, oracle=specs.get("oracle"), progress=progress)
     if "oracle" not in specs:

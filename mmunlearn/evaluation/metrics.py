@@ -45,6 +45,18 @@ def fact_correct(prediction: str, reference: str) -> bool:
     return bool(reference) and f" {reference} " in f" {_normalise(prediction)} "
 
 
+def example_fields(ex: Example) -> dict[str, Any]:
+    """What every per-question row says about its example (for grouping and reports)."""
+    return {
+        "id": ex.id,
+        "entity": ex.entity,
+        "role": ex.role,
+        "modality": ex.modality,
+        "relation": ex.meta.get("relation"),
+        "fact": ex.meta.get("fact"),
+    }
+
+
 def score_predictions(
     examples: Sequence[Example], predictions: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -56,12 +68,7 @@ def score_predictions(
         )
     return [
         {
-            "id": ex.id,
-            "entity": ex.entity,
-            "role": ex.role,
-            "modality": ex.modality,
-            "relation": ex.meta.get("relation"),
-            "fact": ex.meta.get("fact"),
+            **example_fields(ex),
             "question": ex.question,
             "answer": ex.answer,
             "prediction": pred,

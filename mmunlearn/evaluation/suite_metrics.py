@@ -21,7 +21,12 @@ from mmunlearn.evaluation.likelihood import (
     pick_option,
     truth_score,
 )
-from mmunlearn.evaluation.metrics import cloze_prompt, score_predictions, summarise
+from mmunlearn.evaluation.metrics import (
+    cloze_prompt,
+    example_fields,
+    score_predictions,
+    summarise,
+)
 from mmunlearn.evaluation.mia import ATTACKS, attack_scores, auc, privleak
 from mmunlearn.evaluation.probes import (
     noise_probe,
@@ -32,17 +37,6 @@ from mmunlearn.evaluation.probes import (
 )
 from mmunlearn.evaluation.scoring import AnswerScore, Query, score_answers
 from mmunlearn.evaluation.suite import MetricContext, Missing, Result, metric
-
-
-def _row(ex: Example) -> dict[str, Any]:
-    return {
-        "id": ex.id,
-        "entity": ex.entity,
-        "role": ex.role,
-        "modality": ex.modality,
-        "relation": ex.meta.get("relation"),
-        "fact": ex.meta.get("fact"),
-    }
 
 
 def _generate(ctx: MetricContext, examples: list[Example]) -> list[str]:
@@ -130,7 +124,7 @@ def mcq(ctx: MetricContext) -> Result:
         chosen, truth = pick_option(means), ex.options.index(ex.answer)
         rows.append(
             {
-                **_row(ex),
+                **example_fields(ex),
                 "options": list(ex.options),
                 "option_mean_logprobs": means,
                 "answer_index": truth,
@@ -155,7 +149,7 @@ def probability(ctx: MetricContext) -> Result:
     """
     scores = _score(ctx, [Query(ex, ex.answer) for ex in ctx.examples])
     rows = [
-        {**_row(ex), "answer_prob": answer_probability(s.mean_logprob)}
+        {**example_fields(ex), "answer_prob": answer_probability(s.mean_logprob)}
         for ex, s in zip(ctx.examples, scores, strict=True)
     ]
     return {"summary": summarise(rows, fields={"answer_prob": "answer_prob"}), "rows": rows}

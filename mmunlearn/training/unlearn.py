@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from mmunlearn.data.benchmarks import load_benchmark
 from mmunlearn.data.example import Example
-from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.splits import check_unlearning_data, group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.io import atomic_write_text
@@ -63,10 +63,13 @@ def unlearn(
     output_dir: str | Path,
     resume: bool = False,
     progress: bool = True,
+    benchmark: str = "mmunlearn_jsonl",
+    data_options: dict[str, str] | None = None,
 ) -> Path:
-    """Run `config.method` on `model_path` with the forget/retain splits of `data_path`."""
+    """Run `config.method` on `model_path` with the forget/retain splits of `data_path`, read by
+    the `benchmark` loader (`mmunlearn.data.benchmarks`; default the project's JSONL)."""
     data_path, output_dir = Path(data_path), Path(output_dir)
-    examples = load_examples(data_path)
+    examples = load_benchmark(benchmark, data_path, **(data_options or {}))
     check_unlearning_data(examples, str(data_path))
     method = build_method(
         config.method,
@@ -90,7 +93,13 @@ def unlearn(
     write_run_info(
         output_dir,
         to_dict(config),
-        {"model": str(model_path), "data": str(data_path), "world_size": world_size()},
+        {
+            "model": str(model_path),
+            "data": str(data_path),
+            "benchmark": benchmark,
+            "data_options": data_options or {},
+            "world_size": world_size(),
+        },
     )
     by_role = group_by_role(examples)
     log.info(

@@ -31,7 +31,9 @@ def tofu(tmp_path):
 
 
 def test_every_name_is_listed_with_its_options():
-    assert BENCHMARKS.names() == ["clear", "melu", "mllmu_bench", "mmunlearn_jsonl", "tofu"]
+    names = ["clear", "melu", "mllmu_bench", "mmunlearn_jsonl", "semeval", "tofu"]
+    assert BENCHMARKS.names() == names
+    assert list(benchmark_options("semeval")) == ["subsets"]
     assert list(benchmark_options("tofu")) == ["forget_percent", "sets", "questions_per_author"]
     assert benchmark_options("mmunlearn_jsonl") == {}
 

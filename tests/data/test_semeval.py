@@ -114,3 +114,12 @@ def test_the_real_files_load_with_their_documented_counts():
         ex.entity for ex in data.examples if ex.meta["subset"] == "train" and ex.role == "forget"
     }
     assert members <= forget_train_docs  # the README: members are forget_train documents
+
+
+def test_the_benchmark_entry_point_gives_the_items(tmp_path):
+    from mmunlearn.data.benchmarks import load_benchmark
+
+    folder = write_folder(tmp_path)
+    items = load_benchmark("semeval", folder, subsets="train")
+    assert items == [ex for ex in load_semeval(folder).examples if ex.meta["subset"] == "train"]
+    assert {ex.role for ex in items} == {"forget", "retain"}

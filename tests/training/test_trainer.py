@@ -23,32 +23,13 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_student_identical_to_teacher_has_zero_loss_at_step_zero(loaded, examples, tmp_path):
-    by_role = group_by_role(examples)
-    method = build_method("vgid", teacher=NO_INTERVENTION)
-    items = [
-        {"forget": f, "retain": r}
-        for f, r in zip(by_role["forget"][:8], by_role["retain"][:8], strict=True)
-    ]
-    encoder = PromptEncoder(loaded)
-    ctx = TeacherContext(
-        frozen=frozen_teacher(loaded.model, use_adapter_off=False), encoder=encoder
+    trainer, inputs = one_batch_trainer(
+        loaded, examples, build_method("vgid", teacher=NO_INTERVENTION), tmp_path
     )
-    trainer = UnlearnTrainer(
-        model=loaded.model,
-        terms=method.terms,
-        teacher_context=ctx,
-        args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True),
-    )
-    inputs = RoleCollator(encoder)(items)
-    loaded.model.eval()
-    loss = trainer.compute_loss(loaded.model, inputs)
-    assert abs(loss.item()) < 1e-6
-    # ... and a real intervention is not free
-    method = build_method("vgid")
-    trainer.terms = method.terms
-    assert (
-        trainer.compute_loss(loaded.model, inputs).item() > 1e-5
-    )  # untrained: near-uniform outputs
+    assert abs(trainer.compute_loss(loaded.model, inputs).item()) < 1e-6
+    # ... and a real intervention is not free (untrained: near-uniform outputs)
+    trainer.terms = build_method("vgid").terms
+    assert trainer.compute_loss(loaded.model, inputs).item() > 1e-5
 
 
 def test_one_step_changes_every_trainable_parameter_and_no_frozen_one(loaded, examples, tmp_path):
