@@ -214,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def summary_line(doc: str | None) -> str:
+    """A docstring's first sentence, however many lines it spans."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    head, dot, _ = paragraph.partition(". ")
+    return head + "." if dot else paragraph
+
+
 def cmd_list(what: str) -> None:
     from mmunlearn.data.benchmarks import BENCHMARKS
     from mmunlearn.losses.divergences import LOSSES
@@ -237,7 +244,7 @@ def cmd_list(what: str) -> None:
         if what in ("all", title):
             print(f"{title}:")
             for name, item in registry.items():
-                doc = (item.__doc__ or "").strip().splitlines()[0] if item.__doc__ else ""
+                doc = summary_line(item.__doc__)
                 print(f"  {name:<18} {doc}")
     if what in ("all", "metrics"):
         from mmunlearn.evaluation.suite import ALL_METRICS, METRICS
