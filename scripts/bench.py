@@ -181,8 +181,9 @@ def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
 
 def measure_in_subprocess(key: str, smoke: bool) -> dict[str, float]:
     """Run `key`'s variant alone in a fresh Python process and return its memory. `smoke`
-    checks the code path only: b1 still spawns its processes, the others run here (seconds)."""
-    if smoke and not key.startswith("b1"):
+    checks the code path only: one worker (b1's engine) still gets its own process, the others
+    run in this one (each process spends seconds importing)."""
+    if smoke and key != "b1:engine":
         return worker(key, SMOKE)
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     command = [sys.executable, __file__, "--worker", key] + (["--smoke"] if smoke else [])
