@@ -12,21 +12,48 @@ from mmunlearn.data.example import MODALITIES, Example
 
 
 @functools.cache
-def _rouge_scorer():
-    from rouge_score import rouge_scorer
+def _rouge_tokenizer():
+    from rouge_score.tokenizers import DefaultTokenizer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return DefaultTokenizer(use_stemmer=True)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _rouge_tokens(text: str) -> tuple[str, ...]:
+    # Stemming dominates rouge-score's cost; answers and predictions repeat across questions,
+    # methods and checkpoints, so each distinct string is tokenised once.
+    return tuple(_rouge_tokenizer().tokenize(text))
+
+
+def _lcs_length(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """Length of the longest common subsequence of two token sequences (one DP row)."""
+    row = [0] * (len(b) + 1)
+    for token in a:
+        diagonal = 0
+        for j, other in enumerate(b, 1):
+            above = row[j]
+            row[j] = diagonal + 1 if token == other else max(above, row[j - 1])
+            diagonal = above
+    return row[-1]
 
 
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L F-measure of `prediction` against `reference`, in [0, 1].
 
     Higher means the model still produces the reference answer (remembers more). Computed as
-    MLLMU-Bench (Liu et al., 2024) does: `rouge_score` with the Porter stemmer, longest common
-    subsequence over tokens, F-measure with beta = 1.
+    MLLMU-Bench (Liu et al., 2024) does with `rouge_score` (`RougeScorer(["rougeL"],
+    use_stemmer=True)`): its tokenizer with the Porter stemmer, the longest common subsequence
+    over tokens, F-measure with beta = 1; the same numbers, with each distinct string's tokens
+    memoised (tests/evaluation/test_metrics.py compares them with rouge-score's own).
     """
-    # rouge_score takes (target, prediction), in that order.
-    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
+    target, predicted = _rouge_tokens(reference), _rouge_tokens(prediction)
+    if not target or not predicted:
+        return 0.0
+    lcs = _lcs_length(target, predicted)
+    precision, recall = lcs / len(predicted), lcs / len(target)
+    if precision + recall > 0:
+        return float(2 * precision * recall / (precision + recall))
+    return 0.0
 
 
 def _normalise(text: str) -> str:

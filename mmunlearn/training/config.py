@@ -29,6 +29,7 @@ class TrainConfig:
     save_steps: int = 0  # 0: only the final model; >0: resumable checkpoints every N steps
     logging_steps: int = 10
     eval_every: int = 0  # >0: forget/retain ROUGE-L every N steps → trajectory.json
+    cache_teacher: bool = False  # teacher targets once per example, reused (teachers/cache.py)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -26,6 +26,7 @@ from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.lora import lora_target
+from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
@@ -112,6 +113,11 @@ def train(
         raise ValueError(
             "train.bf16=true needs a CUDA GPU and none is available; set train.bf16=false"
         )
+    if config.cache_teacher and augment is not None:
+        raise ValueError(
+            "train.cache_teacher=true reuses each example's teacher targets, but image "
+            "augmentation changes the inputs at every step; set train.cache_teacher=false"
+        )
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
@@ -159,6 +165,7 @@ def train(
         terms=method.terms,
         teacher_context=context,
         alternate=method.alternate,
+        teacher_cache=TeacherCache() if config.cache_teacher else None,
     )
     trajectory = None
     if config.eval_every and eval_examples:

@@ -20,6 +20,8 @@ from mmunlearn.data.example import Example
 from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
 from mmunlearn.models.encoding import PromptEncoder, with_all_positions
 from mmunlearn.models.forward import answer_logits
+from mmunlearn.teachers.cache import TeacherCache
+from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext, TokenTargets
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
@@ -102,12 +104,16 @@ class UnlearnTrainer(Trainer):
         terms: tuple[Term, ...],
         teacher_context: TeacherContext | None,
         alternate: bool = False,
+        teacher_cache: TeacherCache | None = None,
         **kwargs: Any,
     ):
+        """`teacher_cache`: reuse each example's teacher targets across epochs (see
+        `mmunlearn.teachers.cache`); None computes them at every step."""
         super().__init__(*args, **kwargs)
         self.terms = terms
         self.teacher_context = teacher_context
         self.alternate = alternate
+        self.teacher_cache = teacher_cache
         self._term_logs: dict[str, list[float]] = {}
 
     def active_terms(self) -> tuple[Term, ...]:
@@ -129,7 +135,7 @@ class UnlearnTrainer(Trainer):
                     batch = with_all_positions(batch)
                 student[key] = (*answer_logits(model, batch), batch)
             logits, labels, batch = student[key]
-            targets = term.teacher.build(self.teacher_context, batch, labels.detach())
+            targets = self._targets(term, role, batch, labels.detach())
             return logits, targets, labels
 
         total = torch.zeros((), device=self.args.device)
@@ -141,6 +147,14 @@ class UnlearnTrainer(Trainer):
             value = self._global_mean(value, term_count(term, targets))
             total = total + term.sign * term.weight * value
         return (total, None) if return_outputs else total
+
+    def _targets(
+        self, term: Term, role: str, batch: dict[str, Any], labels: torch.Tensor
+    ) -> TokenTargets:
+        if self.teacher_cache is None or isinstance(term.teacher, LabelsTeacher):
+            return term.teacher.build(self.teacher_context, batch, labels)
+        scope = f"{role}@{term.positions}"
+        return self.teacher_cache.build(term.teacher, self.teacher_context, batch, labels, scope)
 
     def _global_mean(self, value: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
         """Rescale this process's mean so that DDP's gradient average equals the mean over the

@@ -47,6 +47,33 @@ def test_rouge_l_matches_rouge_score(prediction, reference):
     assert rouge_l(prediction, reference) == scorer.score(reference, prediction)["rougeL"].fmeasure
 
 
+def test_rouge_l_equals_rouge_score_on_random_texts():
+    """The memoised tokens and own LCS give rouge-score's numbers exactly, repeats included."""
+    import random
+
+    words = [
+        "born",
+        "borne",
+        "in",
+        "Lisbon",
+        "1957",
+        "bakers",
+        "baker",
+        "the",
+        "a",
+        "Talo",
+        "—",
+        "",
+    ]
+    rng = random.Random(0)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    for _ in range(500):
+        prediction = " ".join(rng.choices(words, k=rng.randint(0, 7)))
+        reference = " ".join(rng.choices(words, k=rng.randint(0, 4)))
+        expected = scorer.score(reference, prediction)["rougeL"].fmeasure
+        assert rouge_l(prediction, reference) == expected, (prediction, reference)
+
+
 @pytest.mark.parametrize(
     ("prediction", "reference", "expected"),
     [

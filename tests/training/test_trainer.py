@@ -142,3 +142,57 @@ def test_a_pair_term_sees_both_views(loaded, examples, tmp_path):
     beta = method.terms[0].loss.beta
     loss = trainer.compute_loss(loaded.model, inputs).item()
     assert loss == pytest.approx(2 / beta * math.log(2), rel=1e-5)
+
+
+def test_cached_teacher_trains_to_the_same_weights(examples, tmp_path, monkeypatch):
+    """Several epochs over the forget set: targets from the cache give the weights that
+    recomputing them gives (LoRA, the teacher is the student with adapters off)."""
+    from mmunlearn.teachers.cache import TeacherCache
+    from mmunlearn.testing import tiny_llava
+    from mmunlearn.training import run
+
+    caches = []
+
+    class Recorded(TeacherCache):
+        def __init__(self):
+            super().__init__()
+            caches.append(self)
+
+    monkeypatch.setattr(run, "TeacherCache", Recorded)
+    by_role = group_by_role(examples)
+    steps = 2 * len(by_role["forget"]) // 4 + 1  # > 2 epochs of the forget set at batch 4
+    weights = {}
+    for cache in (False, True):
+        config = TrainConfig(
+            steps=steps, lr=1e-2, batch_size=4, lora=True, logging_steps=100, cache_teacher=cache
+        )
+        result = train(
+            tiny_llava(examples),
+            build_method("vgid"),
+            by_role,
+            config,
+            tmp_path / str(cache),
+            progress=False,
+        )
+        weights[cache] = snapshot(result.model)
+    assert len(caches) == 1 and caches[0].hits > 0
+    assert any(
+        not torch.equal(weights[True][n], snapshot(tiny_llava(examples).model)[n])
+        for n in weights[True]
+    )
+    for name, value in weights[False].items():
+        torch.testing.assert_close(weights[True][name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_cached_teacher_refuses_image_augmentation(loaded, examples, tmp_path):
+    config = TrainConfig(steps=1, batch_size=2, cache_teacher=True)
+    with pytest.raises(ValueError, match="cache_teacher"):
+        train(
+            loaded,
+            build_method("vgid"),
+            group_by_role(examples),
+            config,
+            tmp_path,
+            augment=lambda pixels: pixels,
+            progress=False,
+        )
