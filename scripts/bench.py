@@ -226,32 +226,45 @@ def row(
 # --- b1: answer-position logits ----------------------------------------------------------------
 
 
-def b1_setup(s: Sizes) -> dict[str, Any]:
+def random_llama(vocab: int, width: int, layers: int, length: int) -> torch.nn.Module:
+    """A Llama-style causal LM with random weights (seeded), long enough for `length` tokens."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    length = s.image_tokens + s.text_tokens + s.answer
     config = LlamaConfig(
-        vocab_size=s.vocab,
-        hidden_size=s.width,
-        intermediate_size=2 * s.width,
-        num_hidden_layers=s.layers,
+        vocab_size=vocab,
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=4,
         max_position_embeddings=length + 8,
     )
-    model = LlamaForCausalLM(config).to(DEVICE)
-    gen = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(5, s.vocab, (s.batch, length), generator=gen)  # (B, T)
+    return LlamaForCausalLM(config).to(DEVICE)
+
+
+def random_answer_batch(
+    rows: int, length: int, answer: int, vocab: int, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """Random token rows without padding whose last `answer` tokens are the labels."""
+    input_ids = torch.randint(5, vocab, (rows, length), generator=gen)  # (B, T)
     labels = torch.full_like(input_ids, IGNORE_INDEX)
-    labels[:, -s.answer :] = input_ids[:, -s.answer :]
+    labels[:, -answer:] = input_ids[:, -answer:]
     mask = torch.ones_like(input_ids)
-    batch = {
+    return {
         "input_ids": input_ids,
         "attention_mask": mask,
         "position_ids": mask.cumsum(-1) - 1,
         "labels": labels,
     }
+
+
+def b1_setup(s: Sizes) -> dict[str, Any]:
+    length = s.image_tokens + s.text_tokens + s.answer
+    model = random_llama(s.vocab, s.width, s.layers, length)
+    gen = torch.Generator().manual_seed(0)
+    batch = random_answer_batch(s.batch, length, s.answer, s.vocab, gen)
+    input_ids = batch["input_ids"]
     # the teacher sees other "image" tokens (a noised image), the same text and answer
     teacher_ids = input_ids.clone()
     teacher_ids[:, : s.image_tokens] = torch.randint(

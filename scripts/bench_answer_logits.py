@@ -13,28 +13,12 @@ import statistics
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from bench import random_answer_batch, random_llama  # scripts/bench.py, beside this file
 
 from mmunlearn.losses.divergences import ForwardKL, masked_mean
 from mmunlearn.models.encoding import IGNORE_INDEX
 from mmunlearn.models.forward import answer_logits
-from mmunlearn.teachers.targets import TokenTargets
-
-
-def make_batch(args: argparse.Namespace, device: torch.device) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
-    length = args.prompt + args.answer
-    input_ids = torch.randint(5, args.vocab, (args.batch, length), generator=gen)
-    labels = torch.full_like(input_ids, IGNORE_INDEX)
-    labels[:, -args.answer :] = input_ids[:, -args.answer :]
-    mask = torch.ones_like(input_ids)
-    batch = {
-        "input_ids": input_ids,
-        "attention_mask": mask,
-        "position_ids": mask.cumsum(-1) - 1,
-        "labels": labels,
-    }
-    return {k: v.to(device) for k, v in batch.items()}
+from mmunlearn.teachers.targets import TokenTargets, to_device
 
 
 def engine_step(model, batch, teacher_logprobs):
@@ -84,18 +68,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=args.vocab,
-        hidden_size=args.width,
-        intermediate_size=2 * args.width,
-        num_hidden_layers=args.layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=args.prompt + args.answer + 8,
-    )
-    model = LlamaForCausalLM(config).to(device)
-    batch = make_batch(args, device)
+    length = args.prompt + args.answer
+    model = random_llama(args.vocab, args.width, args.layers, length).to(device)
+    gen = torch.Generator().manual_seed(0)
+    batch = to_device(random_answer_batch(args.batch, length, args.answer, args.vocab, gen), device)
     with torch.no_grad():
         teacher = torch.log_softmax(
             torch.randn(args.batch, args.answer, args.vocab, device=device), -1

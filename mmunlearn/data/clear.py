@@ -30,7 +30,9 @@ from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import DataError
 from mmunlearn.data.tables import (
     ImageStore,
+    check_split_choice,
     check_unique_ids,
+    default_sets,
     read_parquet_rows,
     text_field,
     text_list,
@@ -70,20 +72,12 @@ def load_clear(
     chosen `sets` (default: forget and retain, which must exist, plus the text and real_faces
     sets when their folders do). Images are written to `image_dir` (default `<cache>/images`)."""
     root = Path(path)
-    if forget_percent not in FORGET_PERCENTS:
-        raise ValueError(
-            f"CLEAR: forget_percent={forget_percent!r}; expected one of {FORGET_PERCENTS}"
-        )
+    check_split_choice("CLEAR", forget_percent, FORGET_PERCENTS, sets=(sets or (), SETS))
     if visual_task not in VISUAL_TASKS:
         raise ValueError(f"CLEAR: visual_task={visual_task!r}; expected one of {VISUAL_TASKS}")
-    unknown = [name for name in sets or () if name not in SETS]
-    if unknown:
-        raise ValueError(f"CLEAR: unknown sets {unknown}; expected some of {SETS}")
     folders = clear_folders(forget_percent)
     if sets is None:
-        sets = ("forget", "retain") + tuple(
-            name for name in SETS[2:] if (root / folders[name]).is_dir()
-        )
+        sets = default_sets(SETS[:2], SETS[2:], lambda name: (root / folders[name]).is_dir())
     store = ImageStore(image_dir)
     examples: list[Example] = []
     for name in sets:

@@ -38,7 +38,9 @@ from mmunlearn.data.jsonl import DataError
 from mmunlearn.data.tables import (
     ImageStore,
     Row,
+    check_split_choice,
     check_unique_ids,
+    default_sets,
     read_parquet_rows,
     show,
     text_field,
@@ -80,19 +82,16 @@ def load_mllmu_bench(
     do). `kinds` keeps only some question kinds. Images are written to `image_dir` (default
     `<cache>/images`) under their content hash."""
     root = Path(path)
-    if forget_percent not in FORGET_PERCENTS:
-        raise ValueError(
-            f"MLLMU-Bench: forget_percent={forget_percent!r}; expected one of {FORGET_PERCENTS}"
-        )
-    for name, chosen, known in (("sets", sets or (), SETS), ("kinds", kinds, KINDS)):
-        unknown = [item for item in chosen if item not in known]
-        if unknown:
-            raise ValueError(f"MLLMU-Bench: unknown {name} {unknown}; expected some of {known}")
+    check_split_choice(
+        "MLLMU-Bench",
+        forget_percent,
+        FORGET_PERCENTS,
+        sets=(sets or (), SETS),
+        kinds=(kinds, KINDS),
+    )
     folders = _folders(forget_percent)
     if sets is None:
-        sets = ("forget", "retain") + tuple(
-            name for name in ("test", "celebrity") if (root / folders[name]).is_dir()
-        )
+        sets = default_sets(SETS[:2], SETS[2:], lambda name: (root / folders[name]).is_dir())
     store = ImageStore(image_dir)
     rows = {name: _read(root / folders[name], kinds) for name in sets}
     if "test" in sets and "forget" not in rows:

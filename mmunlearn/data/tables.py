@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,32 @@ class ImageStore:
                 atomic_write_bytes(path, bytes(data))
             self._paths[digest] = str(path)
         return self._paths[digest]
+
+
+def check_split_choice(
+    benchmark: str,
+    forget_percent: int,
+    percents: tuple[int, ...],
+    **chosen: tuple[tuple[str, ...], tuple[str, ...]],
+) -> None:
+    """Refuse a forget percentage not in `percents`, and any name of `chosen[option] = (names,
+    known)` not among its known ones, naming the benchmark, the option and the allowed values."""
+    if forget_percent not in percents:
+        raise ValueError(
+            f"{benchmark}: forget_percent={forget_percent!r}; expected one of {percents}"
+        )
+    for option, (names, known) in chosen.items():
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"{benchmark}: unknown {option} {unknown}; expected some of {known}")
+
+
+def default_sets(
+    required: tuple[str, ...], optional: tuple[str, ...], present: Callable[[str], bool]
+) -> tuple[str, ...]:
+    """The sets a loader reads when none are named: the required ones, and the optional ones
+    whose files are there."""
+    return required + tuple(name for name in optional if present(name))
 
 
 def check_unique_ids(examples: list[Example], source: str) -> None:

@@ -33,7 +33,14 @@ from typing import Any
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import DataError
-from mmunlearn.data.tables import check_unique_ids, read_json_rows, text_field, text_list
+from mmunlearn.data.tables import (
+    check_split_choice,
+    check_unique_ids,
+    default_sets,
+    read_json_rows,
+    text_field,
+    text_list,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +72,10 @@ def load_tofu(
     chosen `sets` (default: forget and retain, which must exist, plus holdout, real_authors and
     world_facts when their files do). Perturbed files are joined when present."""
     root = Path(path)
-    if forget_percent not in FORGET_PERCENTS:
-        raise ValueError(
-            f"TOFU: forget_percent={forget_percent!r}; expected one of {FORGET_PERCENTS}"
-        )
-    unknown = [name for name in sets or () if name not in SETS]
-    if unknown:
-        raise ValueError(f"TOFU: unknown sets {unknown}; expected some of {SETS}")
+    check_split_choice("TOFU", forget_percent, FORGET_PERCENTS, sets=(sets or (), SETS))
     files = tofu_files(forget_percent)
     if sets is None:
-        sets = ("forget", "retain") + tuple(
-            name for name in SETS[2:] if (root / files[name][0]).is_file()
-        )
+        sets = default_sets(SETS[:2], SETS[2:], lambda name: (root / files[name][0]).is_file())
     examples: list[Example] = []
     for name in sets:
         file, perturbed = files[name]
