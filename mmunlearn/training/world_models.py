@@ -6,8 +6,9 @@ Practice people (never forget or retain) teach the in-context instruction "Forge
 the forget people is measured by the `icu` teacher, not assumed. Models are cached by a hash of
 the data and the recipe, so a second run skips training.
 
-A `TextPretrainConfig` trains a text-only causal LM (GPT-2- or Llama-style) instead, on the
-world's text records (a world saved with `world.text_only`); everything else is the same.
+A `PretrainConfig` with a `TinyCausalLMConfig` trains a text-only causal LM (GPT-2- or
+Llama-style) instead, on the world's text records (a world saved with `world.text_only`);
+everything else is the same.
 """
 
 from __future__ import annotations
@@ -49,40 +50,35 @@ TRAINED_ROLES = ("forget", "retain", "neighbor", "practice", "general")
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """How the world's base and oracle are trained from scratch (defaults measured on a 2-core CPU)."""
+    """How a world's base and oracle are trained from scratch: a tiny LLaVA (`TinyLlavaConfig`)
+    or a text-only causal LM (`TinyCausalLMConfig`). Defaults measured on a 2-core CPU."""
 
     steps: int = 1100
     lr: float = 1e-3
     batch_size: int = 64
     warmup_steps: int = 50
     seed: int = 0
-    model: TinyLlavaConfig = field(default_factory=TinyLlavaConfig)
+    model: TinyLlavaConfig | TinyCausalLMConfig = field(default_factory=TinyLlavaConfig)
+
+    @property
+    def is_text(self) -> bool:
+        return isinstance(self.model, TinyCausalLMConfig)
 
 
-@dataclass(frozen=True)
-class TextPretrainConfig:
-    """How a text-only world model is trained (defaults measured on a 2-core CPU, see README)."""
-
-    steps: int = 600
-    lr: float = 1e-3
-    batch_size: int = 64
-    warmup_steps: int = 50
-    seed: int = 0
-    model: TinyCausalLMConfig = field(default_factory=TinyCausalLMConfig)
+TEXT_STEPS = 600  # a text model memorises the world's text records in fewer steps (README)
 
 
 MODEL_FAMILIES = ("llava", *CAUSAL_FAMILIES)
 
 
-def pretrain_config(
-    family: str, seed: int = 0, **sizes: int
-) -> PretrainConfig | TextPretrainConfig:
+def pretrain_config(family: str, seed: int = 0, **sizes: int) -> PretrainConfig:
     """The default recipe for a model family; `sizes` overrides steps / batch_size."""
     if family == "llava":
         return PretrainConfig(seed=seed, **sizes)
     if family not in MODEL_FAMILIES:
         raise ValueError(f"model family {family!r}; expected one of {MODEL_FAMILIES}")
-    return TextPretrainConfig(seed=seed, model=TinyCausalLMConfig(family=family), **sizes)
+    sizes.setdefault("steps", TEXT_STEPS)
+    return PretrainConfig(seed=seed, model=TinyCausalLMConfig(family=family), **sizes)
 
 
 def with_question(
@@ -161,18 +157,18 @@ def world_model(
     world_dir: str | Path,
     which: str,
     cache_dir: str | Path,
-    config: PretrainConfig | TextPretrainConfig = PretrainConfig(),
+    config: PretrainConfig = PretrainConfig(),
     progress: bool = True,
 ) -> Path:
     """Path of the trained `base` or `oracle` model for this world, training it if not cached.
 
-    A `TextPretrainConfig` trains a text-only causal LM on the world's text records (image rows,
-    if the world has any, are left out).
+    A `PretrainConfig` with a `TinyCausalLMConfig` trains a text-only causal LM on the world's
+    text records (image rows, if the world has any, are left out).
     """
     if which not in ("base", "oracle"):
         raise ValueError(f"which={which!r}; expected 'base' or 'oracle'")
     world_dir = Path(world_dir)
-    text = isinstance(config, TextPretrainConfig)
+    text = config.is_text
     recipe = {"which": which, "recipe": RECIPE_VERSION, "config": dataclasses.asdict(config)}
     if text:  # LLaVA recipes keep their original hash (and their cached models)
         recipe["family"] = config.model.family
