@@ -12,6 +12,7 @@ import torch
 
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.forward import answer_logits
+from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.registry import Registry
 
 
@@ -39,6 +40,8 @@ class TeacherContext:
     """Everything a teacher needs besides the batch: the frozen model, the encoder, a name pool.
 
     `models` holds further frozen models by name (WHP's `reinforced`); `frozen` is `base`.
+    `share_prefix`: encode an image's prefix once for the rows of a batch that share it
+    (`mmunlearn.models.prefix`; same logits up to rounding).
     """
 
     frozen: ModelAccess
@@ -46,6 +49,7 @@ class TeacherContext:
     swap_names: tuple[str, ...] = ()
     seed: int = 0
     models: dict[str, ModelAccess] = field(default_factory=dict)
+    share_prefix: bool = False
 
     def model(self, name: str) -> ModelAccess:
         if name == "base":
@@ -64,7 +68,8 @@ class TeacherContext:
         """A frozen model's float32 logits (B, K, V) at the answer positions, and labels (B, K)."""
         with torch.inference_mode(), self.model(model)() as frozen:
             device = next(frozen.parameters()).device
-            logits, labels = answer_logits(frozen, to_device(batch, device))
+            forward = prefix_answer_logits if self.share_prefix else answer_logits
+            logits, labels = forward(frozen, to_device(batch, device))
             return logits.float(), labels
 
     def logprobs(

@@ -26,6 +26,7 @@ from mmunlearn.teachers.targets import (
 )
 
 NOISE_KINDS = ("gaussian", "diffusion", "replace")
+SEED_BY = ("example", "image")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ class VisualNoise:
     kind: `gaussian` adds N(0, std²) (σ = `std`); `diffusion` applies the DDPM forward process
     x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε at `step` t of `num_steps` (linear β from 1e-4 to 0.02, t = 0 is
     the identity); `replace` draws every pixel uniformly over the valid normalised range, as the
-    VGID authors' released code does. Each example's noise is seeded by (`seed`, example id, draw).
+    VGID authors' released code does. Each example's noise is seeded by (`seed`, example id, draw);
+    with `seed_by="image"` by (`seed`, image path, draw) instead, so that every question about one
+    image sees the same noised image, and a batch encodes that image's prefix once
+    (`train.share_image_prefix`).
     """
 
     kind: str = "replace"
@@ -43,10 +47,13 @@ class VisualNoise:
     step: int = 500
     num_steps: int = 1000
     seed: int = 0
+    seed_by: str = "example"
 
     def __post_init__(self) -> None:
         if self.kind not in NOISE_KINDS:
             raise ValueError(f"noise kind={self.kind!r}; expected one of {NOISE_KINDS}")
+        if self.seed_by not in SEED_BY:
+            raise ValueError(f"noise seed_by={self.seed_by!r}; expected one of {SEED_BY}")
         if self.std < 0:
             raise ValueError(f"noise std={self.std} must be >= 0")
         if not 0 <= self.step <= self.num_steps:
@@ -106,7 +113,9 @@ def noised_batch(
     for row, shape in zip(batch["image_rows"].tolist(), batch["image_shapes"], strict=True):
         # this image: `shape[0]` entries along dim 0, its own extent along the others
         region = (slice(start, start + shape[0]), *(slice(0, s) for s in shape[1:]))
-        pixels[region] = noise.noise_image(pixels[region], examples[row].id, bounds, draw)
+        example = examples[row]
+        key = example.image if noise.seed_by == "image" else example.id
+        pixels[region] = noise.noise_image(pixels[region], key, bounds, draw)
         start += shape[0]
     return {**batch, "pixel_values": pixels}
 

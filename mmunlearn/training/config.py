@@ -30,6 +30,9 @@ class TrainConfig:
     logging_steps: int = 10
     eval_every: int = 0  # >0: forget/retain ROUGE-L every N steps → trajectory.json
     cache_teacher: bool = False  # teacher targets once per example, reused (teachers/cache.py)
+    # batches group the questions about one forget image; each image's prefix is encoded once
+    # per batch by student and teacher (models/prefix.py)
+    share_image_prefix: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

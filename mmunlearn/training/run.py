@@ -30,7 +30,7 @@ from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
-from mmunlearn.training.samplers import SAMPLERS
+from mmunlearn.training.samplers import SAMPLERS, group_by_image
 from mmunlearn.training.trainer import (
     ItemDataset,
     RoleCollator,
@@ -118,9 +118,16 @@ def train(
             "train.cache_teacher=true reuses each example's teacher targets, but image "
             "augmentation changes the inputs at every step; set train.cache_teacher=false"
         )
+    if config.share_image_prefix and config.gradient_checkpointing:
+        raise ValueError(
+            "train.share_image_prefix=true keeps each image prefix's key/value cache for the "
+            "rows that share it, which gradient checkpointing turns off; set one of them false"
+        )
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
+    if config.share_image_prefix:
+        items = group_by_image(items, "forget", config.seed)
     processes = world_size()
     if config.batch_size % processes:
         raise ValueError(
@@ -147,6 +154,8 @@ def train(
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         bf16=config.bf16,
+        # grouped batches keep their order; the sampler has already shuffled
+        train_sampling_strategy="sequential" if config.share_image_prefix else "random",
         **checkpointing_arguments(config.gradient_checkpointing),
     )
     model = add_lora(loaded.model, config) if config.lora else loaded.model
@@ -155,7 +164,12 @@ def train(
         frozen = frozen_teacher(model, use_adapter_off=config.lora, device=args.device)
         models = {k: frozen_model(m, args.device) for k, m in (teacher_models or {}).items()}
         context = TeacherContext(
-            frozen=frozen, encoder=encoder, swap_names=swap_names, seed=config.seed, models=models
+            frozen=frozen,
+            encoder=encoder,
+            swap_names=swap_names,
+            seed=config.seed,
+            models=models,
+            share_prefix=config.share_image_prefix,
         )
     trainer = UnlearnTrainer(
         model=model,
@@ -166,6 +180,7 @@ def train(
         teacher_context=context,
         alternate=method.alternate,
         teacher_cache=TeacherCache() if config.cache_teacher else None,
+        share_prefix=config.share_image_prefix,
     )
     trajectory = None
     if config.eval_every and eval_examples:

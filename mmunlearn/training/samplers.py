@@ -177,3 +177,26 @@ def balanced(by_role: dict[str, list[Example]], seed: int, num_items: int) -> li
     ]
     rows = direct_rows + kept + by_role.get("general", [])
     return _paired_by_module(forget, rows, rng, num_items)
+
+
+def group_by_image(items: list[Item], role: str, seed: int) -> list[Item]:
+    """`items` reordered so that, within each pass over the `role` rows, the items whose `role`
+    row shows one image follow each other (images in a random order; rows without an image stay
+    on their own). A batch then holds several questions about one image, whose shared prefix the
+    model encodes once (`train.share_image_prefix`). A pass is as many items as there are
+    distinct `role` rows; what each item pairs its `role` row with is unchanged."""
+    rows = {item[role].id for item in items if role in item}
+    if not rows:
+        return items
+    rng = random.Random(seed)
+    out: list[Item] = []
+    for start in range(0, len(items), len(rows)):
+        groups: dict[str, list[Item]] = {}
+        for item in items[start : start + len(rows)]:
+            example = item.get(role)
+            image = example.image if example is not None else None
+            groups.setdefault(image or f"\x00{len(groups)}", []).append(item)
+        order = list(groups.values())
+        rng.shuffle(order)
+        out += [item for group in order for item in group]
+    return out

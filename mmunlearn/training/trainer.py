@@ -20,6 +20,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
 from mmunlearn.models.encoding import PromptEncoder, with_all_positions
 from mmunlearn.models.forward import answer_logits
+from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext, TokenTargets
@@ -105,12 +106,16 @@ class UnlearnTrainer(Trainer):
         teacher_context: TeacherContext | None,
         alternate: bool = False,
         teacher_cache: TeacherCache | None = None,
+        share_prefix: bool = False,
         **kwargs: Any,
     ):
         """`teacher_cache`: reuse each example's teacher targets across epochs (see
-        `mmunlearn.teachers.cache`); None computes them at every step."""
+        `mmunlearn.teachers.cache`); None computes them at every step. `share_prefix`: the
+        student encodes an image's prefix once for the rows of a batch that share it
+        (`mmunlearn.models.prefix`)."""
         super().__init__(*args, **kwargs)
         self.terms = terms
+        self.forward = prefix_answer_logits if share_prefix else answer_logits
         self.teacher_context = teacher_context
         self.alternate = alternate
         self.teacher_cache = teacher_cache
@@ -133,7 +138,7 @@ class UnlearnTrainer(Trainer):
                 batch = inputs[role]
                 if term.positions == "all":
                     batch = with_all_positions(batch)
-                student[key] = (*answer_logits(model, batch), batch)
+                student[key] = (*self.forward(model, batch), batch)
             logits, labels, batch = student[key]
             targets = self._targets(term, role, batch, labels.detach())
             return logits, targets, labels

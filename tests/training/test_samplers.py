@@ -8,6 +8,7 @@ from mmunlearn.training.samplers import (
     balanced,
     cyclic,
     direct,
+    group_by_image,
     indirect,
     modular,
     one_to_one_random,
@@ -110,3 +111,27 @@ def test_relation_samplers_need_that_relation():
     no_direct = {**BY_ROLE, "neighbor": BY_ROLE["neighbor"][3:]}
     with pytest.raises(ValueError, match="relation='direct'"):
         direct(no_direct, 0, 1)
+
+
+def test_group_by_image_puts_each_images_questions_together_within_each_pass():
+    forget = [
+        Example(
+            id=f"f{i}",
+            entity=f"p{i % 3}",
+            role="forget",
+            question="q?",
+            answer="a",
+            image=f"p{i % 3}.png" if i < 8 else None,
+        )
+        for i in range(10)
+    ]
+    retain = [ex("r", "retain", "x")]
+    items = one_to_one_random({"forget": forget, "retain": retain}, 0, 30)
+    grouped = group_by_image(items, "forget", seed=1)
+    assert len(grouped) == len(items)
+    for start in range(0, len(items), len(forget)):
+        before, after = items[start : start + 10], grouped[start : start + 10]
+        assert Counter(id(i) for i in before) == Counter(id(i) for i in after)  # same items
+        images = [item["forget"].image for item in after if item["forget"].image]
+        runs = [image for i, image in enumerate(images) if i == 0 or images[i - 1] != image]
+        assert sorted(runs) == ["p0.png", "p1.png", "p2.png"]  # one run per image

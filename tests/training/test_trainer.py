@@ -196,3 +196,44 @@ def test_cached_teacher_refuses_image_augmentation(loaded, examples, tmp_path):
             augment=lambda pixels: pixels,
             progress=False,
         )
+
+
+def test_shared_image_prefix_trains_to_the_same_weights(examples, tmp_path, monkeypatch):
+    """Grouped batches through the shared-prefix forward (student, and a VGID teacher whose
+    noise is seeded per image) give the weights the plain forward gives on the same batches."""
+    from mmunlearn.models import prefix
+    from mmunlearn.teachers import targets
+    from mmunlearn.testing import tiny_llava
+    from mmunlearn.training import trainer as trainer_module
+
+    shared_batches = []
+
+    def spy(model, batch):
+        shared_batches.append(any(len(g) > 1 for g in prefix.image_groups(batch)))
+        return prefix.prefix_answer_logits(model, batch)
+
+    by_role = group_by_role(examples)
+    method = build_method("vgid", teacher={"noise": {"seed_by": "image"}})
+    config = TrainConfig(steps=3, lr=1e-2, batch_size=4, lora=True, share_image_prefix=True)
+    weights = {}
+    for forward in ("shared", "plain"):
+        replacement = spy if forward == "shared" else prefix.answer_logits
+        monkeypatch.setattr(trainer_module, "prefix_answer_logits", replacement)
+        monkeypatch.setattr(targets, "prefix_answer_logits", replacement)
+        result = train(
+            tiny_llava(examples), method, by_role, config, tmp_path / forward, progress=False
+        )
+        weights[forward] = snapshot(result.model)
+    assert sum(shared_batches) >= 3  # student and teacher batches that shared an image
+    for name, value in weights["plain"].items():
+        torch.testing.assert_close(weights["shared"][name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_shared_image_prefix_refuses_gradient_checkpointing(loaded, examples, tmp_path):
+    config = TrainConfig(
+        steps=1, batch_size=2, share_image_prefix=True, gradient_checkpointing=True
+    )
+    with pytest.raises(ValueError, match="share_image_prefix"):
+        train(
+            loaded, build_method("vgid"), group_by_role(examples), config, tmp_path, progress=False
+        )

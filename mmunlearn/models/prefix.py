@@ -1,0 +1,146 @@
+"""Answer logits with each shared image prefix encoded once per batch.
+
+Several questions about one image (MLLMU-Bench asks about five per portrait) share their first
+tokens: the chat header, the image's hundreds of tokens (576 for LLaVA-1.5) and any common start
+of the question, such as VGID's in-context "Forget {entity} ." prompt. `prefix_answer_logits`
+runs the model once over each distinct prefix, keeps its key/value cache, repeats the cache for
+every row that shares it and runs the rows' own suffixes on top. Gradients flow through the
+repeated cache, so a student trained this way gets the same gradients as with the plain forward:
+the logits equal `answer_logits`'s up to floating-point rounding (tests/models/test_prefix.py).
+
+Rows share a prefix when their image tensors are equal (the same image, or the same noised
+image: see `VisualNoise.seed_by`). The prefix is the rows' longest common token prefix, cut so
+that it keeps every image token and leaves each row's answer positions to the suffix. A batch
+with no two rows sharing an image goes through the plain forward unchanged. Families whose model
+computes its own positions (Qwen2-VL's multimodal RoPE) always take the plain forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mmunlearn.models.encoding import answer_length
+from mmunlearn.models.forward import answer_logits
+
+
+def image_tensors(batch: dict[str, Any], key: str) -> list[torch.Tensor]:
+    """Each image's own slice of `batch[key]` (images are concatenated along dim 0)."""
+    tensors, start = [], 0
+    for shape in batch["image_shapes"]:
+        tensors.append(batch[key][start : start + shape[0]])
+        start += shape[0]
+    return tensors
+
+
+def image_groups(batch: dict[str, Any]) -> list[list[int]]:
+    """Rows grouped by equal image tensors (rows without an image are groups of one)."""
+    rows = len(batch["input_ids"])
+    if "image_rows" not in batch:
+        return [[row] for row in range(rows)]
+    pixels = dict(
+        zip(batch["image_rows"].tolist(), image_tensors(batch, "pixel_values"), strict=True)
+    )
+    groups: list[list[int]] = []
+    for row in range(rows):
+        for group in groups:
+            first = group[0]
+            if row in pixels and first in pixels and torch.equal(pixels[row], pixels[first]):
+                group.append(row)
+                break
+        else:
+            groups.append([row])
+    return groups
+
+
+def _prefix_length(rows: list[list[int]], keep: int, image_token_id: int | None) -> int:
+    """The rows' longest common prefix, leaving `keep` tokens of every row to its suffix and
+    taking every image token along (0 when it cannot)."""
+    common = min(len(r) for r in rows) - keep
+    for i in range(max(common, 0)):
+        if any(r[i] != rows[0][i] for r in rows[1:]):
+            common = i
+            break
+    if common <= 0:
+        return 0
+    if image_token_id is not None and any(image_token_id in r[common:] for r in rows):
+        return 0
+    return common
+
+
+def prefix_answer_logits(
+    model: torch.nn.Module, batch: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`answer_logits(model, batch)`, encoding each prefix shared by several rows once."""
+    image_token_id = getattr(model.config, "image_token_id", None)
+    groups = [g for g in image_groups(batch) if len(g) > 1]
+    if not groups or "position_ids" not in batch:
+        return answer_logits(model, batch)
+    k = answer_length(batch["labels"])
+    real = batch["attention_mask"].bool()  # (B, T)
+    tokens = [batch["input_ids"][row][real[row]].tolist() for row in range(len(real))]
+    shared = {row for group in groups for row in group}
+    groups += [[row] for row in range(len(tokens)) if row not in shared]
+    lengths = [_prefix_length([tokens[r] for r in g], k + 1, image_token_id) for g in groups]
+    if not all(lengths):
+        return answer_logits(model, batch)
+    device = batch["input_ids"].device
+    prefix = _left_padded([tokens[g[0]][:n] for g, n in zip(groups, lengths, strict=True)], device)
+    image_inputs = _group_images(batch, groups)
+    out = model(
+        input_ids=prefix["input_ids"],
+        attention_mask=prefix["attention_mask"],
+        position_ids=prefix["position_ids"],
+        **image_inputs,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    group_of = torch.empty(len(tokens), dtype=torch.long)
+    prefix_of = [0] * len(tokens)
+    for index, (group, n) in enumerate(zip(groups, lengths, strict=True)):
+        for row in group:
+            group_of[row], prefix_of[row] = index, n
+    group_of = group_of.to(device)
+    cache = out.past_key_values
+    cache.reorder_cache(group_of)  # (G, ...) → (B, ...): every row gets its group's prefix
+    suffix = _left_padded([t[n:] for t, n in zip(tokens, prefix_of, strict=True)], device)
+    offsets = torch.tensor(prefix_of, device=device).unsqueeze(1)  # (B, 1)
+    out = model(
+        input_ids=suffix["input_ids"],
+        attention_mask=torch.cat(
+            [prefix["attention_mask"][group_of], suffix["attention_mask"]], dim=1
+        ),
+        position_ids=suffix["position_ids"] + offsets,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=k + 1,
+    )
+    logits = out.logits[:, :-1]  # (B, K, V)
+    return logits, batch["labels"][:, -k:]
+
+
+def _left_padded(rows: list[list[int]], device: torch.device) -> dict[str, torch.Tensor]:
+    length = max(len(r) for r in rows)
+    input_ids = torch.zeros((len(rows), length), dtype=torch.long)  # (N, L); pad id unused
+    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        input_ids[i, length - len(r) :] = torch.tensor(r)
+        attention_mask[i, length - len(r) :] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": attention_mask.to(device),
+        "position_ids": position_ids.to(device),
+    }
+
+
+def _group_images(batch: dict[str, Any], groups: list[list[int]]) -> dict[str, torch.Tensor]:
+    """The image tensors of each group's first row, in group order (groups without an image
+    have none: the prefix pass then needs no image inputs for them)."""
+    if "image_rows" not in batch:
+        return {}
+    position = {row: i for i, row in enumerate(batch["image_rows"].tolist())}
+    keys = [k for k in ("pixel_values", "image_sizes", "pixel_attention_mask") if k in batch]
+    chosen = [position[g[0]] for g in groups if g[0] in position]
+    return {key: torch.cat([image_tensors(batch, key)[i] for i in chosen]) for key in keys}
