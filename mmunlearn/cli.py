@@ -273,6 +273,18 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"mmunlearn {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        leave_process_group()
+
+
+def leave_process_group() -> None:
+    """End a distributed run's process group before exit: left to interpreter teardown, its
+    communication threads can abort the process ("terminate called without an active
+    exception") after the work is done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def run(args: argparse.Namespace) -> int:

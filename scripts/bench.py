@@ -49,6 +49,7 @@ import naive_reference as naive  # noqa: E402
 from mmunlearn.data.splits import group_by_role  # noqa: E402
 from mmunlearn.evaluation import metrics  # noqa: E402
 from mmunlearn.evaluation.generate import generate_answers  # noqa: E402
+from mmunlearn.evaluation.scoring import Query, score_answers  # noqa: E402
 from mmunlearn.losses.divergences import ForwardKL, masked_mean  # noqa: E402
 from mmunlearn.losses.objective import build_method  # noqa: E402
 from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder  # noqa: E402
@@ -584,6 +585,36 @@ def b3(s: Sizes, smoke: bool) -> list[dict]:
 # --- b4: evaluation ----------------------------------------------------------------------------
 
 
+def b4_option_scoring(s: Sizes) -> list[dict]:
+    """Multiple-choice option scoring with LLaVA-1.5's 576 image tokens: the options of one
+    question share its image and prompt, encoded once (the default) vs once per option."""
+    examples = world_examples("tiny")
+    loaded = llava(examples, s, s.shapes[0])
+    asked = [ex for ex in examples if ex.image is not None and len(ex.options) >= 2]
+    queries = [Query(ex, option) for ex in asked for option in ex.options]
+
+    def score(share: bool) -> list:
+        return score_answers(loaded, queries, batch_size=32, progress=False, share_prefix=share)
+
+    shared, plain = score(True), score(False)
+    for a, b in zip(shared, plain, strict=True):
+        torch.testing.assert_close(a.logprobs, b.logprobs, rtol=1e-4, atol=1e-5)
+    check = "same option log-probs (rtol 1e-4, atol 1e-5)"
+    print(f"b4: {check} on {len(queries)} options of {len(asked)} questions")
+    return [
+        row(
+            "b4",
+            f"{s.shapes[0].name}, {len(queries)} options, {s.image_tokens} image tokens",
+            "MCQ scoring time (s), prefix once per question",
+            median_time(lambda: score(False), s.repeats),
+            median_time(lambda: score(True), s.repeats),
+            "—",
+            None,
+            check,
+        )
+    ]
+
+
 def b4(s: Sizes, smoke: bool) -> list[dict]:
     from mmunlearn.testing import TINY_MODEL, tiny_llava
 
@@ -624,7 +655,9 @@ def b4(s: Sizes, smoke: bool) -> list[dict]:
     }
     name = f"{len(questions)} questions, batch 64"
     pairs = len(references)
+    mcq = b4_option_scoring(s)
     return [
+        *mcq,
         row(
             "b4",
             name,

@@ -2,7 +2,9 @@
 
 Every likelihood metric (multiple choice, answer probability, truth ratio, membership inference)
 reads these scores. They come from `answer_logits`, so the model computes logits at the answer
-positions only, never a full (B, T, V) tensor.
+positions only, never a full (B, T, V) tensor; rows that share an image (the options of one
+multiple-choice question, the paraphrases of one answer) encode its prefix once
+(`mmunlearn.models.prefix`: the same scores up to floating-point rounding).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import torch
 from tqdm.auto import tqdm
 
 from mmunlearn.data.example import Example
-from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder, model_inputs
+from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.models.loading import LoadedModel
+from mmunlearn.models.prefix import prefix_answer_logits
+from mmunlearn.teachers.targets import to_device
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,11 @@ def score_answers(
     queries: Sequence[Query],
     batch_size: int = 64,
     progress: bool = True,
+    share_prefix: bool = True,
 ) -> list[AnswerScore]:
-    """Teacher-forced scores of each query's answer, in order."""
+    """Teacher-forced scores of each query's answer, in order (`share_prefix=False`: every row
+    encodes its whole prompt)."""
+    forward = prefix_answer_logits if share_prefix else answer_logits
     encoder = PromptEncoder(loaded)
     model = loaded.model.eval()
     device = next(model.parameters()).device
@@ -84,9 +91,7 @@ def score_answers(
         encoded = [
             encoder.encode(ex, question=q.question) for ex, q in zip(examples, chunk, strict=True)
         ]
-        batch = encoder.collate(examples, encoded)
-        inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
-        logits, labels = answer_logits(model, {**inputs, "labels": batch["labels"].to(device)})
+        logits, labels = forward(model, to_device(encoder.collate(examples, encoded), device))
         token, mean, std = token_statistics(logits, labels)
         keep = labels != IGNORE_INDEX  # (B, K)
         for row in range(len(chunk)):

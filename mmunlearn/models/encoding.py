@@ -36,10 +36,12 @@ class Encoded:
 class PromptEncoder:
     """Renders examples with the model's own chat template; caches each distinct rendering."""
 
-    def __init__(self, loaded: LoadedModel, max_length: int = 512) -> None:
+    def __init__(self, loaded: LoadedModel, max_length: int | None = None) -> None:
+        """`max_length`: the longest encoded example allowed; None takes the text model's
+        `max_position_embeddings` (LLaVA-1.5's prompts alone hold 576 image tokens)."""
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
-        self.max_length = max_length
+        self.max_length = max_length or context_length(loaded.model.config)
         self._cache: dict[tuple[str, str, str, str | None], Encoded] = {}
         self._pixels: dict[str, torch.Tensor] = {}
         self._prompts: dict[tuple[str, str | None], tuple[list[int], Any]] = {}
@@ -128,6 +130,12 @@ class PromptEncoder:
         return collate_left(
             encoded, self.tokenizer.pad_token_id, self.loaded.family, image_token_id, examples
         )
+
+
+def context_length(config: Any, default: int = 2048) -> int:
+    """The number of positions the text model takes (GPT-2 calls it `n_positions`)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", default)
 
 
 def collate_left(

@@ -131,7 +131,8 @@ def build_tiny_llava(
         num_attention_heads=config.heads,
         num_key_value_heads=config.heads,
         vocab_size=len(tokenizer),
-        max_position_embeddings=256,
+        # room for the image tokens and 128 text tokens (LLaVA-1.5-sized images: 576 + 128)
+        max_position_embeddings=max(256, (config.image_size // config.patch_size) ** 2 + 128),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

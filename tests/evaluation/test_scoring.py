@@ -29,3 +29,20 @@ def test_scores_do_not_depend_on_batching(loaded, examples):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
         assert len(a.logprobs) == len(a.means) == len(a.stds) >= 2  # answer + EOS
         assert all(lp <= 0 for lp in a.logprobs)
+
+
+def test_options_sharing_an_image_score_as_without_prefix_sharing(loaded, examples, monkeypatch):
+    """The options of one image question share its prefix; sharing it changes no score."""
+    from mmunlearn.models import prefix
+
+    monkeypatch.setattr(prefix, "SAVING", float("inf"))  # share even tiny prompts
+    calls = []
+    loaded.model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    chosen = [ex for ex in examples if ex.image is not None and len(ex.options) >= 3][:4]
+    queries = [Query(ex, option) for ex in chosen for option in ex.options[:3]]
+    shared = score_answers(loaded, queries, batch_size=12, progress=False)
+    assert len(calls) == 2  # one batch: a prefix pass and a suffix pass
+    plain = score_answers(loaded, queries, batch_size=12, progress=False, share_prefix=False)
+    for a, b in zip(shared, plain, strict=True):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+        assert a.means == pytest.approx(b.means, abs=1e-5)

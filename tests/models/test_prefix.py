@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from mmunlearn.models import prefix
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.models.prefix import image_groups, prefix_answer_logits
 from mmunlearn.testing import tiny_family
@@ -10,6 +11,12 @@ from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import add_lora
 
 SHARING = ["llava", "llava_next", "idefics3"]  # families that take our position ids
+
+
+@pytest.fixture(autouse=True)
+def _always_share(monkeypatch):
+    """Tiny models' prompts are too short for sharing to pay (`prefix.SAVING`); share anyway."""
+    monkeypatch.setattr(prefix, "SAVING", float("inf"))
 
 
 def same_image_batch(loaded, examples):
@@ -71,6 +78,16 @@ def test_a_batch_without_shared_images_takes_the_plain_forward(examples):
             rtol=0,
             atol=0,
         )
+
+
+def test_short_shared_prefixes_take_the_plain_forward(examples, monkeypatch):
+    monkeypatch.setattr(prefix, "SAVING", 0.01)
+    loaded = tiny_family("llava", examples)
+    calls = []
+    loaded.model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    with torch.no_grad():
+        prefix_answer_logits(loaded.model, same_image_batch(loaded, examples))
+    assert len(calls) == 1
 
 
 def test_noised_copies_of_one_image_are_different_images(examples):

@@ -208,6 +208,8 @@ def test_shared_image_prefix_trains_to_the_same_weights(examples, tmp_path, monk
 
     shared_batches = []
 
+    monkeypatch.setattr(prefix, "SAVING", float("inf"))  # share even tiny prompts
+
     def spy(model, batch):
         shared_batches.append(any(len(g) > 1 for g in prefix.image_groups(batch)))
         return prefix.prefix_answer_logits(model, batch)
@@ -225,8 +227,12 @@ def test_shared_image_prefix_trains_to_the_same_weights(examples, tmp_path, monk
         )
         weights[forward] = snapshot(result.model)
     assert sum(shared_batches) >= 3  # student and teacher batches that shared an image
+    before = snapshot(tiny_llava(examples).model)
+    assert max((weights["plain"][n] - before[n]).abs().max() for n in before) > 1e-3
+    # Adam divides by the gradient's root mean square: where a gradient is ~0, rounding
+    # differences move a weight by up to ~lr·1e-3, far below the steps themselves (~lr)
     for name, value in weights["plain"].items():
-        torch.testing.assert_close(weights["shared"][name], value, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(weights["shared"][name], value, rtol=1e-4, atol=2e-5)
 
 
 def test_shared_image_prefix_refuses_gradient_checkpointing(loaded, examples, tmp_path):
