@@ -180,6 +180,41 @@ def collate_left(
     return batch
 
 
+def merge_batches(batches: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Collated batches → one batch holding all their rows, in order (left-padded again to the
+    longest; image tensors concatenated and zero-padded as `collate_left` does)."""
+    length = max(b["input_ids"].shape[1] for b in batches)
+    fills = {"input_ids": pad_id, "labels": IGNORE_INDEX}
+    merged: dict[str, Any] = {}
+    for key, value in batches[0].items():
+        if isinstance(value, torch.Tensor) and value.dim() == 2 and key in _PER_TOKEN:
+            merged[key] = torch.cat(
+                [
+                    torch.nn.functional.pad(
+                        b[key], (length - b[key].shape[1], 0), value=fills.get(key, 0)
+                    )
+                    for b in batches
+                ]
+            )
+    if "position_ids" in merged:
+        merged["position_ids"] = (merged["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    with_images = [b for b in batches if "image_rows" in b]
+    if with_images:
+        keys = [k for k in MODEL_KEYS if k in with_images[0] and k not in _PER_TOKEN]
+        for key in keys:
+            merged[key] = concat_padded([b[key] for b in with_images])
+        offsets, rows = 0, []
+        for b in batches:
+            if "image_rows" in b:
+                rows.append(b["image_rows"] + offsets)
+            offsets += len(b["input_ids"])
+        merged["image_rows"] = torch.cat(rows)
+        merged["image_shapes"] = [shape for b in with_images for shape in b["image_shapes"]]
+    if "examples" in batches[0]:
+        merged["examples"] = [ex for b in batches for ex in b["examples"]]
+    return merged
+
+
 def answer_length(labels: torch.Tensor) -> int:
     """K: the longest answer in the batch (labels are a suffix of every left-padded row)."""
     return int((labels != IGNORE_INDEX).sum(-1).max())
@@ -196,6 +231,10 @@ MODEL_KEYS = (
     "image_grid_thw",
     "pixel_attention_mask",
 )
+
+
+# (B, T) tensors, left-padded with the rows
+_PER_TOKEN = ("input_ids", "attention_mask", "position_ids", "mm_token_type_ids", "labels")
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:

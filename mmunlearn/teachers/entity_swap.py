@@ -14,7 +14,6 @@ from mmunlearn.teachers.targets import (
     TEACHERS,
     TeacherContext,
     TokenTargets,
-    mean_of_draws,
     stable_seed,
 )
 
@@ -54,5 +53,5 @@ class EntitySwapTeacher:
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:
-        draws = [ctx.logprobs(swap_batch(ctx, batch, d), labels) for d in range(self.draws)]
-        return TokenTargets(mask=labels != -100, logprobs=mean_of_draws(draws))
+        draws = [swap_batch(ctx, batch, d) for d in range(self.draws)]
+        return TokenTargets(mask=labels != -100, logprobs=ctx.mean_logprobs(draws, labels))

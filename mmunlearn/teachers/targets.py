@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import torch
 
-from mmunlearn.models.encoding import PromptEncoder
+from mmunlearn.models.encoding import PromptEncoder, merge_batches
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.registry import Registry
@@ -41,7 +41,9 @@ class TeacherContext:
 
     `models` holds further frozen models by name (WHP's `reinforced`); `frozen` is `base`.
     `share_prefix`: encode an image's prefix once for the rows of a batch that share it
-    (`mmunlearn.models.prefix`; same logits up to rounding).
+    (`mmunlearn.models.prefix`; same logits up to rounding). `batch_draws`: a teacher's several
+    intervention draws go through the model as one batch (False: one forward per draw; None:
+    batched on a GPU only — on a CPU one batch of all draws measured slower, scripts/bench.py b5).
     """
 
     frozen: ModelAccess
@@ -50,6 +52,7 @@ class TeacherContext:
     seed: int = 0
     models: dict[str, ModelAccess] = field(default_factory=dict)
     share_prefix: bool = False
+    batch_draws: bool | None = None
 
     def model(self, name: str) -> ModelAccess:
         if name == "base":
@@ -89,6 +92,19 @@ class TeacherContext:
                 "the answer tokenises; use a prompt that ends on a token boundary"
             )
         return torch.log_softmax(logits, dim=-1)
+
+    def mean_logprobs(
+        self, batches: list[dict[str, Any]], expected_labels: torch.Tensor, model: str = "base"
+    ) -> torch.Tensor:
+        """log of the mean probability (B, K, V) over `batches`, the draws of an intervention
+        on the same rows: with `batch_draws`, one forward over all their rows."""
+        batched = torch.cuda.is_available() if self.batch_draws is None else self.batch_draws
+        if len(batches) == 1 or not batched:
+            return mean_of_draws([self.logprobs(b, expected_labels, model) for b in batches])
+        merged = merge_batches(batches, self.encoder.tokenizer.pad_token_id)
+        rows = len(expected_labels)
+        logprobs = self.logprobs(merged, expected_labels.repeat(len(batches), 1), model)
+        return mean_of_draws(list(logprobs.split(rows)))  # D × (B, K, V)
 
 
 class Teacher(Protocol):

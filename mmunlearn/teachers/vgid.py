@@ -9,7 +9,7 @@ import torch
 
 from mmunlearn.teachers.entity_swap import swap_batch
 from mmunlearn.teachers.icu import FORGET_PROMPT, check_prompt, reencoded
-from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets, mean_of_draws
+from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
 from mmunlearn.teachers.visual_noise import VisualNoise, noised_batch
 
 
@@ -51,5 +51,5 @@ class VgidTeacher:
                 teacher_batch = batch
             if self.noise is not None:
                 teacher_batch = noised_batch(ctx, teacher_batch, self.noise, draw)
-            draws.append(ctx.logprobs(teacher_batch, labels))
-        return TokenTargets(mask=labels != -100, logprobs=mean_of_draws(draws))
+            draws.append(teacher_batch)
+        return TokenTargets(mask=labels != -100, logprobs=ctx.mean_logprobs(draws, labels))

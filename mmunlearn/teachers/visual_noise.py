@@ -21,7 +21,6 @@ from mmunlearn.teachers.targets import (
     TEACHERS,
     TeacherContext,
     TokenTargets,
-    mean_of_draws,
     stable_seed,
 )
 
@@ -132,7 +131,5 @@ class VisualNoiseTeacher:
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:
-        draws = [
-            ctx.logprobs(noised_batch(ctx, batch, self.noise, d), labels) for d in range(self.draws)
-        ]
-        return TokenTargets(mask=labels != -100, logprobs=mean_of_draws(draws))
+        draws = [noised_batch(ctx, batch, self.noise, d) for d in range(self.draws)]
+        return TokenTargets(mask=labels != -100, logprobs=ctx.mean_logprobs(draws, labels))
