@@ -754,7 +754,40 @@ def b5(s: Sizes, smoke: bool) -> list[dict]:
             for variant in ("cached", "cached+prefix")
         ],
         b5_draws(s, base, encoder, batches[0]["forget"]),
+        b5_top_k(s, base, encoder, terms[0].teacher, batches),
     ]
+
+
+def b5_top_k(s: Sizes, base: LoadedModel, encoder: PromptEncoder, teacher, batches) -> dict:
+    """Bytes of the cached targets: whole distributions vs each position's top-k tokens, and
+    what the approximation costs: KL(full ‖ top-k target) per answer position."""
+    top_k = 32
+    ctx = TeacherContext(frozen=frozen_model(base.model, DEVICE), encoder=encoder)
+    rows = []
+    for inputs in batches:
+        batch = inputs["forget"]
+        labels = batch["labels"][:, -answer_length(batch["labels"]) :]
+        targets = teacher.build(ctx, batch, labels)
+        rows.append(targets.logprobs[targets.mask].cpu())  # (n, V)
+    logprobs = torch.cat(rows)
+    error = TeacherCache.approximation_error(logprobs, top_k)
+    full_bytes = logprobs.numel() * 4
+    top_bytes = len(logprobs) * top_k * 8  # float32 log-prob + int32 token id
+    check = (
+        f"top-{top_k} keeps each position's {top_k} log-probs exactly; KL(full || top-{top_k}) "
+        f"per position: mean {error.mean():.2e}, max {error.max():.2e} nats"
+    )
+    print(f"b5: {check}")
+    return row(
+        "b5",
+        f"{s.shapes[0].name}, {len(logprobs)} answer positions",
+        f"cached target MiB, top-{top_k}",
+        full_bytes / 2**20,
+        top_bytes / 2**20,
+        "—",
+        None,
+        check,
+    )
 
 
 def b5_draws(s: Sizes, base: LoadedModel, encoder: PromptEncoder, batch: dict) -> dict:

@@ -14,7 +14,10 @@ for inputs that change from step to step (random image augmentation): the traine
 combination.
 
 Memory: each example costs (answer tokens × vocabulary) float32 on the CPU, e.g. 10 × 32000 × 4
-bytes = 1.3 MB for a LLaVA-sized vocabulary.
+bytes = 1.3 MB for a LLaVA-sized vocabulary. `top_k=k` keeps only each position's k most likely
+tokens (k × 8 bytes: 2.6 kB at k = 32), an approximation: those tokens keep their exact
+log-probabilities and the remaining mass is spread evenly over the rest of the vocabulary, so the
+target stays a distribution; `approximation_error` measures what that costs in KL.
 """
 
 from __future__ import annotations
@@ -31,13 +34,22 @@ from mmunlearn.teachers.targets import Teacher, TeacherContext, TokenTargets
 class TeacherCache:
     """Per-example teacher targets, reused; `hits`/`misses` count batches served / computed."""
 
-    def __init__(self) -> None:
-        self._rows: dict[tuple[str, str], torch.Tensor] = {}
+    def __init__(self, top_k: int = 0) -> None:
+        """`top_k`: 0 keeps whole distributions (exact); k > 0 the k most likely tokens."""
+        if top_k < 0:
+            raise ValueError(f"top_k={top_k} must be >= 0 (0 keeps the whole distribution)")
+        self.top_k = top_k
+        self._rows: dict[tuple[str, str], Any] = {}
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def nbytes(self) -> int:
+        """Bytes of the cached targets."""
+        parts = [row[:2] if isinstance(row, tuple) else (row,) for row in self._rows.values()]
+        return sum(t.numel() * t.element_size() for part in parts for t in part)
 
     def build(
         self,
@@ -56,7 +68,7 @@ class TeacherCache:
         keys = [(settings, example.id) for example in batch["examples"]]
         mask = labels != IGNORE_INDEX  # (B, K)
         if all(key in self._rows for key in keys):
-            cached = [self._rows[key] for key in keys]
+            cached = [self._expand(self._rows[key]) for key in keys]
             if all(len(row) == int(m.sum()) for row, m in zip(cached, mask, strict=True)):
                 self.hits += 1
                 return self._assemble(cached, mask)
@@ -64,8 +76,34 @@ class TeacherCache:
         targets = teacher.build(ctx, batch, labels)
         values = targets.logprobs if targets.logprobs is not None else targets.token_ids
         for key, row, row_mask in zip(keys, values, mask, strict=True):
-            self._rows[key] = row[row_mask].detach().to("cpu", copy=True)  # (n, V) or (n,)
+            self._rows[key] = self._compress(row[row_mask].detach().to("cpu", copy=True))
         return targets
+
+    def _compress(self, row: torch.Tensor) -> Any:
+        """(n, V) log-probs → (top log-probs (n, k), their ids (n, k) int32, V) with `top_k`."""
+        if not self.top_k or not row.is_floating_point() or self.top_k >= row.shape[-1]:
+            return row
+        values, ids = row.topk(self.top_k, dim=-1)
+        return values, ids.to(torch.int32), row.shape[-1]
+
+    @staticmethod
+    def _expand(row: Any) -> torch.Tensor:
+        if not isinstance(row, tuple):
+            return row
+        values, ids, vocab = row
+        # (n, 1); below 1 so that the other tokens keep a (tiny) finite log-probability
+        kept = values.exp().sum(-1, keepdim=True).clamp(max=1.0 - 1e-6)
+        rest = torch.log1p(-kept).sub(math.log(vocab - values.shape[-1]))  # per other token
+        full = rest.expand(len(values), vocab).clone()  # (n, V)
+        return full.scatter_(-1, ids.long(), values)
+
+    @staticmethod
+    def approximation_error(logprobs: torch.Tensor, top_k: int) -> torch.Tensor:
+        """KL(full ‖ top-k target) per position, for `logprobs` (..., V)."""
+        cache = TeacherCache(top_k)
+        flat = logprobs.reshape(-1, logprobs.shape[-1])
+        approx = cache._expand(cache._compress(flat)).view_as(logprobs)
+        return (logprobs.exp() * (logprobs - approx)).sum(-1)
 
     @staticmethod
     def _assemble(rows: list[torch.Tensor], mask: torch.Tensor) -> TokenTargets:

@@ -30,6 +30,7 @@ class TrainConfig:
     logging_steps: int = 10
     eval_every: int = 0  # >0: forget/retain ROUGE-L every N steps → trajectory.json
     cache_teacher: bool = False  # teacher targets once per example, reused (teachers/cache.py)
+    cache_teacher_top_k: int = 0  # >0: cache only each position's k likeliest tokens (approximate)
     # batches group the questions about one forget image; each image's prefix is encoded once
     # per batch by student and teacher (models/prefix.py)
     share_image_prefix: bool = False
@@ -41,6 +42,16 @@ class TrainConfig:
         if self.batch_size < 1:
             raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
         lora_target(self.lora_scope)  # raises ValueError naming the scope
+        if self.cache_teacher_top_k < 0:
+            raise ValueError(
+                f"train.cache_teacher_top_k={self.cache_teacher_top_k} must be >= 0 "
+                "(0 caches whole distributions)"
+            )
+        if self.cache_teacher_top_k and not self.cache_teacher:
+            raise ValueError(
+                f"train.cache_teacher_top_k={self.cache_teacher_top_k} applies to cached "
+                "targets; set train.cache_teacher=true as well"
+            )
 
 
 @dataclass

@@ -179,7 +179,7 @@ def train(
         terms=method.terms,
         teacher_context=context,
         alternate=method.alternate,
-        teacher_cache=TeacherCache() if config.cache_teacher else None,
+        teacher_cache=TeacherCache(config.cache_teacher_top_k) if config.cache_teacher else None,
         share_prefix=config.share_image_prefix,
     )
     trajectory = None

@@ -1,5 +1,6 @@
 import dataclasses
 
+import pytest
 import torch
 
 from mmunlearn.data.splits import group_by_role
@@ -88,3 +89,42 @@ def test_hard_targets_are_cached_too(loaded, examples):
     again = cache.build(teacher, ctx, batch, labels)
     assert cache.hits == 1
     assert torch.equal(again.token_ids[again.mask], first.token_ids[first.mask])
+
+
+def test_top_k_rows_keep_their_top_tokens_exactly_and_stay_distributions():
+    torch.manual_seed(0)
+    logprobs = torch.log_softmax(3 * torch.randn(5, 50, dtype=torch.float64), -1).float()
+    cache = TeacherCache(top_k=8)
+    approx = cache._expand(cache._compress(logprobs))
+    top = logprobs.topk(8, -1)
+    assert torch.equal(approx.gather(-1, top.indices), top.values)
+    torch.testing.assert_close(approx.logsumexp(-1), torch.zeros(5), atol=1e-5, rtol=0)
+    error = TeacherCache.approximation_error(logprobs, 8)
+    assert (error >= -1e-6).all() and error.max() > 0  # an approximation, and never negative
+    assert TeacherCache.approximation_error(logprobs, 49).max() < error.min()  # more k, closer
+    assert TeacherCache.approximation_error(logprobs, 50).abs().max() < 1e-6  # all kept: exact
+
+
+def test_a_top_k_cache_serves_close_targets_in_a_fraction_of_the_bytes(loaded, examples):
+    encoder, ctx, forget = setup(loaded, examples)
+    teacher = build_teacher("vgid")
+    full, top = TeacherCache(), TeacherCache(top_k=4)
+    batch = batch_of(encoder, forget[:4])
+    labels = batch["labels"][:, -batch["labels"].ne(-100).sum(-1).max() :]
+    for cache in (full, top):
+        cache.build(teacher, ctx, batch, labels, "forget")
+    exact = full.build(teacher, ctx, batch, labels, "forget")
+    approx = top.build(teacher, ctx, batch, labels, "forget")
+    assert top.hits == 1 and top.nbytes() < full.nbytes() / 4
+    mask = exact.mask
+    values, ids = exact.logprobs[mask].topk(4, -1)
+    assert torch.equal(approx.logprobs[mask].gather(-1, ids), values)
+
+
+def test_top_k_needs_a_cache():
+    from mmunlearn.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="cache_teacher=true"):
+        TrainConfig(cache_teacher_top_k=8)
+    with pytest.raises(ValueError, match="top_k"):
+        TeacherCache(top_k=-1)

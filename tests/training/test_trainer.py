@@ -154,8 +154,8 @@ def test_cached_teacher_trains_to_the_same_weights(examples, tmp_path, monkeypat
     caches = []
 
     class Recorded(TeacherCache):
-        def __init__(self):
-            super().__init__()
+        def __init__(self, top_k=0):
+            super().__init__(top_k)
             caches.append(self)
 
     monkeypatch.setattr(run, "TeacherCache", Recorded)
