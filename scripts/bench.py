@@ -12,8 +12,12 @@ torch.cuda.max_memory_allocated instead. The naive side is scripts/naive_referen
   b1  loss memory/time: answer-position logits + the engine's KL vs all-position log-softmax KL
   b2  teacher sharing: LoRA adapters disabled for the teacher vs a deep-copied teacher
   b3  a full VGID step (forget + retain, LoRA) vs the naive loop, on two model shapes
-  b4  evaluation: batched left-padded generation vs one at a time; ROUGE-L throughput
-  b5  teacher amortisation: targets cached per example, and each image's prefix encoded once\n      per batch, vs the teacher recomputed at every step
+  b4  evaluation: batched left-padded generation vs one at a time; ROUGE-L throughput;
+      multiple-choice options scored with their shared image prefix once
+  b5  teacher amortisation: targets cached per example, and each image's prefix encoded
+      once per batch, batched draws, top-k targets, vs the teacher recomputed at every step
+  b6  GPU only: a VGID LoRA step on a LLaVA-7B-shaped model in bf16 vs the naive loop:
+      samples/s, peak memory and model FLOPs utilisation (skipped on a CPU unless --smoke)
 `--smoke` runs everything at tiny sizes in seconds (tests/scripts/test_bench.py runs it).
 """
 
@@ -86,6 +90,23 @@ class Shape:
 
 
 @dataclass(frozen=True)
+class GpuShape:
+    """b6's model: LLaVA-1.5-7B's shape (CLIP ViT-L/14 at 336 px + Llama-2-7B), random weights."""
+
+    vision_width: int = 1024
+    vision_layers: int = 24
+    vision_heads: int = 16
+    vision_mlp: int = 4096
+    text_width: int = 4096
+    text_layers: int = 32
+    text_heads: int = 32
+    text_mlp: int = 11008
+    vocab: int = 32064
+    batch: int = 8  # forget rows, and as many retain rows
+    steps: int = 5  # timed, after 2 warm-up steps
+
+
+@dataclass(frozen=True)
 class Sizes:
     batch: int = 4
     image_tokens: int = 576  # LLaVA-1.5: 336 px / 14 px patches = 24² tokens
@@ -106,6 +127,7 @@ class Sizes:
     rouge_runs: int = 8
     epochs: int = 5
     forget_rows: int = 10
+    gpu: GpuShape = GpuShape()
 
 
 FULL = Sizes()
@@ -126,6 +148,7 @@ SMOKE = Sizes(
     rouge_runs=2,
     epochs=2,
     forget_rows=4,
+    gpu=GpuShape(32, 1, 4, 64, 64, 1, 4, 128, 600, batch=2, steps=1),
 )
 
 
@@ -191,7 +214,7 @@ def measure_in_subprocess(key: str, smoke: bool) -> dict[str, float]:
     """Run `key`'s variant alone in a fresh Python process and return its memory. `smoke`
     checks the code path only: one worker (b1's engine) still gets its own process, the others
     run in this one (each process spends seconds importing)."""
-    if smoke and key != "b1:engine":
+    if smoke and key not in ("b1:engine", "b6:engine"):
         return worker(key, SMOKE)
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     command = [sys.executable, __file__, "--worker", key] + (["--smoke"] if smoke else [])
@@ -429,11 +452,19 @@ def optimizer_step(
 class VgidSides:
     """The engine's and the naive loop's VGID step on copies of one base model."""
 
-    def __init__(self, s: Sizes, shape: Shape, directory: Path, variants: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        s: Sizes,
+        shape: Shape | None,
+        directory: Path,
+        variants: tuple[str, ...],
+        base: LoadedModel | None = None,
+        rows: int | None = None,
+    ) -> None:
         self.examples = world_examples("tiny")
-        base = llava(self.examples, s, shape)
+        base = base or llava(self.examples, s, shape)
         self.encoder = PromptEncoder(base, max_length=2048)
-        self.inputs = vgid_inputs(self.examples, self.encoder, s.batch)
+        self.inputs = vgid_inputs(self.examples, self.encoder, rows or s.batch)
         self.terms = build_method("vgid").terms
         self.models, self.steps, self.trainers = {}, {}, {}
         for variant in variants:
@@ -813,7 +844,110 @@ def b5_draws(s: Sizes, base: LoadedModel, encoder: PromptEncoder, batch: dict) -
     )
 
 
-BENCHES = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b5": b5}
+# --- b6: a LLaVA-7B-shaped VGID LoRA step on a GPU: samples/s, memory, MFU --------------------
+
+PEAK_FLOPS = 989e12  # H100/H200 dense bf16
+
+
+def llava_shaped(s: Sizes) -> LoadedModel:
+    """`s.gpu`'s shape with the tiny world's tokenizer and processor (336 px, 576 image tokens);
+    bf16 on a GPU, float32 on a CPU."""
+    m = s.gpu
+    small = llava(world_examples("tiny"), s, Shape("processor", 32, 1, 0))
+    config = small.model.config
+    config.vision_config.update(
+        {"hidden_size": m.vision_width, "num_hidden_layers": m.vision_layers,
+         "num_attention_heads": m.vision_heads, "intermediate_size": m.vision_mlp}
+    )  # fmt: skip
+    config.text_config.update(
+        {"hidden_size": m.text_width, "num_hidden_layers": m.text_layers,
+         "num_attention_heads": m.text_heads, "num_key_value_heads": m.text_heads,
+         "head_dim": m.text_width // m.text_heads, "intermediate_size": m.text_mlp,
+         "vocab_size": m.vocab}
+    )  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device(DEVICE):
+        model = type(small.model)(config)
+    dtype = torch.bfloat16 if DEVICE.type == "cuda" else torch.float32
+    return LoadedModel(model.to(dtype), small.processor, "vision_language")
+
+
+def b6_worker(s: Sizes, variant: str) -> dict[str, float]:
+    """One side's VGID LoRA step (forget + retain): loss at step 1, seconds per step, peak
+    memory and the tokens the MFU formula counts."""
+    base = llava_shaped(s)
+    params = sum(p.numel() for p in base.model.parameters())
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = VgidSides(s, None, Path(tmp), (variant,), base=base, rows=s.gpu.batch)
+        step = sides.steps[variant]
+        memory = Memory()
+        first = step()
+        step()
+        times = []
+        for _ in range(s.gpu.steps):
+            synchronize()
+            start = time.perf_counter()
+            step()
+            synchronize()
+            times.append(time.perf_counter() - start)
+        forget, retain = sides.inputs["forget"], sides.inputs["retain"]
+        vgid = sides.terms[0].teacher
+        ctx = TeacherContext(frozen=None, encoder=sides.encoder)
+        teacher_forget = reencoded(ctx, forget, vgid.prompt)
+        student_tokens = int(forget["attention_mask"].sum() + retain["attention_mask"].sum())
+        teacher_tokens = int(
+            teacher_forget["attention_mask"].sum() + retain["attention_mask"].sum()
+        )
+        return {
+            "loss": first,
+            "seconds": statistics.median(times),
+            "peak_gib": memory.peak() / 1024,
+            "params": params,
+            "student_tokens": student_tokens,
+            "teacher_tokens": teacher_tokens,
+            "rows": len(forget["input_ids"]) + len(retain["input_ids"]),
+        }
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def mfu(result: dict[str, float]) -> float:
+    """(teacher tokens · 2N + student tokens · 4N, LoRA) / (step seconds · peak FLOP/s)."""
+    n = result["params"]
+    flops = result["teacher_tokens"] * 2 * n + result["student_tokens"] * 4 * n
+    return flops / (result["seconds"] * PEAK_FLOPS)
+
+
+def b6(s: Sizes, smoke: bool) -> list[dict]:
+    if DEVICE.type != "cuda" and not smoke:
+        print("b6: needs a CUDA GPU (a LLaVA-7B-shaped model); skipped on this CPU")
+        return []
+    sides = {v: measure_in_subprocess(f"b6:{v}", smoke) for v in ("naive", "engine")}
+    tolerance = 5e-2 if DEVICE.type == "cuda" else 1e-4  # bf16 on a GPU
+    losses = (sides["engine"]["loss"], sides["naive"]["loss"])
+    if abs(losses[0] - losses[1]) > tolerance * max(abs(losses[1]), 1e-6):
+        raise AssertionError(f"b6: step-1 losses differ: engine {losses[0]}, naive {losses[1]}")
+    check = f"same step-1 loss (rtol {tolerance}): {losses[0]:.5g} vs {losses[1]:.5g}"
+    print(f"b6: {check}")
+    m = s.gpu
+    params = sides["engine"]["params"] / 1e9
+    name = f"LLaVA-7B shape ({params:.2f}B), {m.batch}+{m.batch} rows"
+    rows_per_step = sides["engine"]["rows"]
+    return [
+        row("b6", name, "samples/s", rows_per_step / sides["naive"]["seconds"],
+            rows_per_step / sides["engine"]["seconds"], "—", None, check, higher_is_better=True),
+        row("b6", name, "peak memory (GiB)", sides["naive"]["peak_gib"],
+            sides["engine"]["peak_gib"], "—", None, check),
+        row("b6", name, "MFU (989 TFLOP/s peak)", mfu(sides["naive"]), mfu(sides["engine"]),
+            ">= 40% MFU" if DEVICE.type == "cuda" else "— (CPU)", None, check,
+            higher_is_better=True),
+    ]  # fmt: skip
+
+
+BENCHES = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b5": b5, "b6": b6}
 
 
 # --- memory workers: one variant per fresh process ----------------------------------------------
@@ -822,6 +956,8 @@ BENCHES = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b5": b5}
 def worker(key: str, s: Sizes) -> dict[str, float]:
     bench, *rest = key.split(":")
     variant = rest[-1]
+    if bench == "b6":
+        return b6_worker(s, variant)
     memory = Memory()
     if bench == "b1":
         state = b1_setup(s)
