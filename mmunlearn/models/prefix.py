@@ -18,6 +18,7 @@ computes its own positions (Qwen2-VL's multimodal RoPE) always take the plain fo
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -142,7 +143,7 @@ def prefix_answer_logits(
         for row in group:
             group_of[row], prefix_of[row] = index, n
     group_of = group_of.to(device)
-    cache = out.past_key_values
+    cache = out.cache if "cache" in out else out.past_key_values  # renamed in transformers 5.x
     cache.reorder_cache(group_of)  # (G, ...) → (B, ...): every row gets its group's prefix
     suffix = _left_padded([t[n:] for t, n in zip(tokens, prefix_of, strict=True)], device)
     offsets = torch.tensor(prefix_of, device=device).unsqueeze(1)  # (B, 1)
@@ -152,12 +153,18 @@ def prefix_answer_logits(
             [prefix["attention_mask"][group_of], suffix["attention_mask"]], dim=1
         ),
         position_ids=suffix["position_ids"] + offsets,
-        past_key_values=cache,
+        **{_cache_argument(model): cache},
         use_cache=True,
         logits_to_keep=k + 1,
     )
     logits = out.logits[:, :-1]  # (B, K, V)
     return logits, batch["labels"][:, -k:]
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The forward argument taking a key/value cache: `cache` in recent transformers."""
+    forward = getattr(model, "get_base_model", lambda: model)().forward
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
 
 def _padded_cost(tokens: list[list[int]], groups: list[list[int]], lengths: list[int]) -> int:
