@@ -180,6 +180,7 @@ def world_model(
         return out / "model"
     examples = load_examples(world_dir)
     extra = list(load_world_meta(world_dir).get("unused_names", []))
+    torch.manual_seed(config.seed)  # the initial weights too: one seed, one model
     if text:
         examples = [ex for ex in examples if ex.image is None]
         tokenizer = build_word_tokenizer(vocabulary_texts(examples, [*extra, FALLBACK_TEMPLATE]))

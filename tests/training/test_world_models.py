@@ -26,3 +26,21 @@ def test_a_text_world_model_is_trained_once_and_cached(world_dir, tmp_path):
 
 def test_the_llava_recipe_is_the_default_family():
     assert pretrain_config("llava", seed=3) == PretrainConfig(seed=3)
+
+
+def test_one_seed_trains_one_model(world_dir, tmp_path):
+    """The seed covers the initial weights too: two runs of one recipe give the same model."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mmunlearn.testing import TINY_MODEL
+
+    config = PretrainConfig(model=TINY_MODEL, steps=2, batch_size=4)
+    weights = []
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        torch.manual_seed(len(weights))  # whatever the global generator holds before
+        recipe = dataclasses.replace(config, seed=seed)
+        path = world_model(world_dir, "base", tmp_path / run, recipe, progress=False)
+        weights.append(load_file(str(path / "model.safetensors")))
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
