@@ -200,8 +200,7 @@ def merge_batches(batches: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
         merged["position_ids"] = (merged["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     with_images = [b for b in batches if "image_rows" in b]
     if with_images:
-        keys = [k for k in MODEL_KEYS if k in with_images[0] and k not in _PER_TOKEN]
-        for key in keys:
+        for key in image_keys(with_images[0]):
             merged[key] = concat_padded([b[key] for b in with_images])
         offsets, rows = 0, []
         for b in batches:
@@ -235,6 +234,11 @@ MODEL_KEYS = (
 
 # (B, T) tensors, left-padded with the rows
 _PER_TOKEN = ("input_ids", "attention_mask", "position_ids", "mm_token_type_ids", "labels")
+
+
+def image_keys(batch: dict[str, Any]) -> list[str]:
+    """The batch's image tensors (one entry per image along dim 0, see `collate_left`)."""
+    return [k for k in MODEL_KEYS if k in batch and k not in _PER_TOKEN]
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, torch.Tensor]:

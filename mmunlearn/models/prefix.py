@@ -19,11 +19,12 @@ computes its own positions (Qwen2-VL's multimodal RoPE) always take the plain fo
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from mmunlearn.models.encoding import IGNORE_INDEX, answer_length
+from mmunlearn.models.encoding import IGNORE_INDEX, answer_length, image_keys
 from mmunlearn.models.forward import answer_logits
 
 # Two passes are worth it only when they run at most this share of the plain pass's positions
@@ -99,24 +100,30 @@ def _cheaper_split(
     return split if len(split) > 1 and cost(split) < cost([group]) else [group]
 
 
-def prefix_answer_logits(
-    model: torch.nn.Module, batch: dict[str, Any]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`answer_logits(model, batch)`, encoding each prefix shared by several rows once."""
-    image_token_id = getattr(model.config, "image_token_id", None)
+@dataclass(frozen=True)
+class SharePlan:
+    """Which rows share which prefix: `groups[g]` encode their first `lengths[g]` tokens once."""
+
+    tokens: list[list[int]]  # each row's real tokens
+    groups: list[list[int]]
+    lengths: list[int]
+    answer: int  # K: the batch's longest answer
+
+
+def share_plan(batch: dict[str, Any], image_token_id: int | None) -> SharePlan | None:
+    """How `batch`'s rows share prefixes, or None when the one-pass forward is the better way."""
+    if "position_ids" not in batch:  # the model computes its own (multimodal) positions
+        return None
     groups = [g for g in image_groups(batch) if len(g) > 1]
-    if not groups or "position_ids" not in batch:
-        return answer_logits(model, batch)
+    if not groups:
+        return None
     k = answer_length(batch["labels"])
     real = batch["attention_mask"].bool()  # (B, T)
     tokens = [batch["input_ids"][row][real[row]].tolist() for row in range(len(real))]
+    labels = [batch["labels"][row][real[row]].tolist() for row in range(len(real))]
     prompts = [
-        tuple(
-            t
-            for t, y in zip(tokens[row], batch["labels"][row][real[row]].tolist(), strict=True)
-            if y == IGNORE_INDEX
-        )
-        for row in range(len(real))
+        tuple(t for t, y in zip(row, row_labels, strict=True) if y == IGNORE_INDEX)
+        for row, row_labels in zip(tokens, labels, strict=True)
     ]
     groups = [
         g for group in groups for g in _cheaper_split(group, tokens, prompts, k + 1, image_token_id)
@@ -125,27 +132,39 @@ def prefix_answer_logits(
     groups += [[row] for row in range(len(tokens)) if row not in shared]
     lengths = [_prefix_length([tokens[r] for r in g], k + 1, image_token_id) for g in groups]
     if not all(lengths) or _padded_cost(tokens, groups, lengths) > SAVING * real.numel():
+        return None
+    return SharePlan(tokens, groups, lengths, k)
+
+
+def prefix_answer_logits(
+    model: torch.nn.Module, batch: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`answer_logits(model, batch)`, encoding each prefix shared by several rows once."""
+    plan = share_plan(batch, getattr(model.config, "image_token_id", None))
+    if plan is None:
         return answer_logits(model, batch)
     device = batch["input_ids"].device
-    prefix = _left_padded([tokens[g[0]][:n] for g, n in zip(groups, lengths, strict=True)], device)
-    image_inputs = _group_images(batch, groups)
+    groups, lengths = plan.groups, plan.lengths
+    prefix = _left_padded(
+        [plan.tokens[g[0]][:n] for g, n in zip(groups, lengths, strict=True)], device
+    )
     out = model(
         input_ids=prefix["input_ids"],
         attention_mask=prefix["attention_mask"],
         position_ids=prefix["position_ids"],
-        **image_inputs,
+        **_group_images(batch, groups),
         use_cache=True,
         logits_to_keep=1,
     )
-    group_of = torch.empty(len(tokens), dtype=torch.long)
-    prefix_of = [0] * len(tokens)
+    group_of = torch.empty(len(plan.tokens), dtype=torch.long)
+    prefix_of = [0] * len(plan.tokens)
     for index, (group, n) in enumerate(zip(groups, lengths, strict=True)):
         for row in group:
             group_of[row], prefix_of[row] = index, n
     group_of = group_of.to(device)
     cache = out.cache if "cache" in out else out.past_key_values  # renamed in transformers 5.x
     cache.reorder_cache(group_of)  # (G, ...) → (B, ...): every row gets its group's prefix
-    suffix = _left_padded([t[n:] for t, n in zip(tokens, prefix_of, strict=True)], device)
+    suffix = _left_padded([t[n:] for t, n in zip(plan.tokens, prefix_of, strict=True)], device)
     offsets = torch.tensor(prefix_of, device=device).unsqueeze(1)  # (B, 1)
     out = model(
         input_ids=suffix["input_ids"],
@@ -155,10 +174,10 @@ def prefix_answer_logits(
         position_ids=suffix["position_ids"] + offsets,
         **{_cache_argument(model): cache},
         use_cache=True,
-        logits_to_keep=k + 1,
+        logits_to_keep=plan.answer + 1,
     )
     logits = out.logits[:, :-1]  # (B, K, V)
-    return logits, batch["labels"][:, -k:]
+    return logits, batch["labels"][:, -plan.answer :]
 
 
 def _cache_argument(model: torch.nn.Module) -> str:
@@ -194,6 +213,7 @@ def _group_images(batch: dict[str, Any], groups: list[list[int]]) -> dict[str, t
     if "image_rows" not in batch:
         return {}
     position = {row: i for i, row in enumerate(batch["image_rows"].tolist())}
-    keys = [k for k in ("pixel_values", "image_sizes", "pixel_attention_mask") if k in batch]
     chosen = [position[g[0]] for g in groups if g[0] in position]
-    return {key: torch.cat([image_tensors(batch, key)[i] for i in chosen]) for key in keys}
+    return {
+        key: torch.cat([image_tensors(batch, key)[i] for i in chosen]) for key in image_keys(batch)
+    }
