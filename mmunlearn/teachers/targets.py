@@ -43,7 +43,7 @@ class TeacherContext:
     `share_prefix`: encode an image's prefix once for the rows of a batch that share it
     (`mmunlearn.models.prefix`; same logits up to rounding). `batch_draws`: a teacher's several
     intervention draws go through the model as one batch (False: one forward per draw; None:
-    batched on a GPU only — on a CPU one batch of all draws measured slower, scripts/bench.py b5).
+    batched on a GPU only — on a CPU one batch of all draws gained nothing, scripts/bench.py b5).
     """
 
     frozen: ModelAccess
