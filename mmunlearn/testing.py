@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
@@ -67,3 +69,18 @@ def tiny_causal_lm(examples: list[Example], family: str = "gpt2", seed: int = 0)
     tokenizer = build_word_tokenizer(vocabulary_texts(examples, [FALLBACK_TEMPLATE]))
     config = TinyCausalLMConfig(family=family, width=32, layers=1, heads=2, max_positions=128)
     return LoadedModel(build_tiny_causal_lm(tokenizer, config), tokenizer, "causal_lm")
+
+
+def png_bytes(color: tuple[int, int, int], size: int = 8) -> bytes:
+    """A one-colour PNG, encoded: the image cell of a Hugging Face parquet split."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_parquet_split(folder: str | Path, rows: list[dict]) -> None:
+    """`rows` saved as one split the way Hugging Face datasets ship them (MLLMU-Bench, CLEAR)."""
+    import pandas as pd
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(Path(folder) / "train-00000-of-00001.parquet")

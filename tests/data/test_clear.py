@@ -1,6 +1,5 @@
 """CLEAR loader on tiny parquet files written in the dataset's own schema."""
 
-import io
 from collections import Counter
 
 import pandas as pd
@@ -10,14 +9,13 @@ from PIL import Image
 from mmunlearn.data.clear import CAPTION_QUESTION, NAME_QUESTION, load_clear
 from mmunlearn.data.jsonl import DataError
 from mmunlearn.data.splits import check_unlearning_data
+from mmunlearn.testing import png_bytes, write_parquet_split
 
 CAPTIONS = {"ada": "ada reads a book", "bob": "bob rides a bike", "cy": "cy paints a wall"}
 
 
 def image(name: str) -> dict:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (sum(map(ord, name)) % 256, 40, 90)).save(buffer, format="PNG")
-    return {"bytes": buffer.getvalue(), "path": None}
+    return {"bytes": png_bytes((sum(map(ord, name)) % 256, 40, 90)), "path": None}
 
 
 def visual(name: str) -> dict:
@@ -50,26 +48,21 @@ def with_text(name: str, questions: int) -> list[dict]:
     return rows
 
 
-def write(folder, rows) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(folder / "train-00000-of-00001.parquet")
-
-
 @pytest.fixture()
 def clear(tmp_path):
     root = tmp_path / "CLEAR"
-    write(root / "forget01", [visual("ada")])
-    write(root / "retain99", [visual("bob"), visual("cy")])
-    write(root / "forget01_perturbed", [perturbed("ada")])
-    write(root / "retain_perturbed", [perturbed("cy")])
-    write(root / "forget01+tofu", with_text("ada", 2))
-    write(root / "retain99+tofu", with_text("bob", 2) + with_text("cy", 2)[1:])
-    write(
+    write_parquet_split(root / "forget01", [visual("ada")])
+    write_parquet_split(root / "retain99", [visual("bob"), visual("cy")])
+    write_parquet_split(root / "forget01_perturbed", [perturbed("ada")])
+    write_parquet_split(root / "retain_perturbed", [perturbed("cy")])
+    write_parquet_split(root / "forget01+tofu", with_text("ada", 2))
+    write_parquet_split(root / "retain99+tofu", with_text("bob", 2) + with_text("cy", 2)[1:])
+    write_parquet_split(
         root / "real_faces", [{"image": image("zoe"), "answer": "zoe", "options": ["amy", "zoe"]}]
     )
     real_world = {"image": image("sky"), "question": "what colour is the sky", "answer": "blue"}
     real_world |= {"prompt": "what colour is the sky? A. blue B. red", "options": ["blue", "red"]}
-    write(root / "real_world", [real_world])
+    write_parquet_split(root / "real_world", [real_world])
     return root
 
 
@@ -119,7 +112,7 @@ def test_name_task_uses_perturbed_names(clear, tmp_path):
 
 
 def test_missing_column_names_file_and_column(clear, tmp_path):
-    write(clear / "retain99", [{"image": image("bob"), "caption": CAPTIONS["bob"]}])
+    write_parquet_split(clear / "retain99", [{"image": image("bob"), "caption": CAPTIONS["bob"]}])
     with pytest.raises(
         DataError, match=r"retain99/train-00000-of-00001.parquet: missing column\(s\) 'name'"
     ):
@@ -128,7 +121,7 @@ def test_missing_column_names_file_and_column(clear, tmp_path):
 
 def test_corrupt_image_bytes_name_file_row_and_field(clear, tmp_path):
     rows = [visual("bob"), {**visual("cy"), "image": {"bytes": b"GIF89a broken", "path": None}}]
-    write(clear / "retain99", rows)
+    write_parquet_split(clear / "retain99", rows)
     with pytest.raises(DataError, match=r"retain99/.*row 1, field 'image'.*not a readable image"):
         load_clear(clear, forget_percent=1, image_dir=tmp_path / "i", questions_per_author=2)
 
@@ -153,7 +146,7 @@ def test_unknown_split_names_are_refused(clear, tmp_path):
 
 
 def test_a_person_in_forget_and_retain_is_caught(clear, tmp_path):
-    write(clear / "retain99", [visual("bob"), visual("ada")])
+    write_parquet_split(clear / "retain99", [visual("bob"), visual("ada")])
     examples = load_clear(
         clear, forget_percent=1, sets=("forget", "retain"), image_dir=tmp_path / "i"
     )

@@ -1,6 +1,5 @@
 """MLLMU-Bench loader on tiny parquet files written in the dataset's own schema."""
 
-import io
 import json
 from collections import Counter
 
@@ -11,19 +10,14 @@ from PIL import Image
 from mmunlearn.data.jsonl import DataError
 from mmunlearn.data.mllmu_bench import load_mllmu_bench
 from mmunlearn.data.splits import check_unlearning_data
+from mmunlearn.testing import png_bytes, write_parquet_split
 
 JOBS = {"p1": "pilot", "p2": "baker", "p3": "judge", "c1": "singer"}
 
 
-def png(color: tuple[int, int, int]) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def image_struct(person: str, shade: int = 0) -> dict:
     color = (sum(map(ord, person)), 80 + 40 * shade, 160)  # one colour per person and shade
-    return {"bytes": png(color), "path": f"{person}_{shade}.png"}
+    return {"bytes": png_bytes(color), "path": f"{person}_{shade}.png"}
 
 
 def evaluation_row(person: str, images: int = 0) -> dict:
@@ -60,18 +54,15 @@ def finetune_row(person: str) -> dict:
     return {"image": image_struct(person), "ID": person, "metadata": json.dumps(pairs)}
 
 
-def write(folder, rows) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(folder / "train-00000-of-00001.parquet")
-
-
 @pytest.fixture()
 def bench(tmp_path):
     root = tmp_path / "MLLMU-Bench"
-    write(root / "forget_5", [evaluation_row("p1")])
-    write(root / "retain_95", [evaluation_row("p2"), evaluation_row("p3")])
-    write(root / "Test_Set", [evaluation_row("p1", images=2), evaluation_row("p2", images=1)])
-    write(root / "Retain_Set", [evaluation_row("c1")])
+    write_parquet_split(root / "forget_5", [evaluation_row("p1")])
+    write_parquet_split(root / "retain_95", [evaluation_row("p2"), evaluation_row("p3")])
+    write_parquet_split(
+        root / "Test_Set", [evaluation_row("p1", images=2), evaluation_row("p2", images=1)]
+    )
+    write_parquet_split(root / "Retain_Set", [evaluation_row("c1")])
     return root
 
 
@@ -111,8 +102,8 @@ def test_images_are_content_addressed_and_written_once(bench, tmp_path):
 
 def test_finetuning_rows_give_image_qa_pairs(tmp_path):
     root = tmp_path / "baseline_train_split"
-    write(root / "forget_10", [finetune_row("p1")])
-    write(root / "retain_90", [finetune_row("p2")])
+    write_parquet_split(root / "forget_10", [finetune_row("p1")])
+    write_parquet_split(root / "retain_90", [finetune_row("p2")])
     examples = load_mllmu_bench(root, forget_percent=10, image_dir=tmp_path / "img")
     assert [(ex.role, ex.answer, ex.meta["kind"]) for ex in examples] == [
         ("forget", "pilot", "qa"),
@@ -134,7 +125,7 @@ def test_kinds_and_sets_select(bench, tmp_path):
 def test_missing_column_names_file_and_column(bench, tmp_path):
     rows = [evaluation_row("p2")]
     del rows[0]["Generation_Task"]
-    write(bench / "retain_95", rows)
+    write_parquet_split(bench / "retain_95", rows)
     with pytest.raises(DataError, match=r"retain_95.*missing column\(s\) 'Generation_Task'"):
         load_mllmu_bench(bench, image_dir=tmp_path / "i")
 
@@ -142,7 +133,7 @@ def test_missing_column_names_file_and_column(bench, tmp_path):
 def test_corrupt_image_bytes_name_file_row_and_field(bench, tmp_path):
     rows = [evaluation_row("p2"), evaluation_row("p3")]
     rows[1]["image"] = {"bytes": b"\x89PNG not really", "path": "p3.png"}
-    write(bench / "retain_95", rows)
+    write_parquet_split(bench / "retain_95", rows)
     with pytest.raises(DataError, match=r"retain_95.*row 1, field 'image'.*not a readable image"):
         load_mllmu_bench(bench, image_dir=tmp_path / "i")
 
@@ -150,7 +141,7 @@ def test_corrupt_image_bytes_name_file_row_and_field(bench, tmp_path):
 def test_bad_answer_letter_is_named(bench, tmp_path):
     row = evaluation_row("p1")
     row["Classification_Task"]["Pure_Text_Questions"][0]["Correct_Answer"] = "E"
-    write(bench / "forget_5", [row])
+    write_parquet_split(bench / "forget_5", [row])
     with pytest.raises(
         DataError,
         match=r"row 0, field 'Classification_Task.Pure_Text_Questions\[0\].Correct_Answer': 'E'",
@@ -175,7 +166,7 @@ def test_unknown_split_names_are_refused(bench, tmp_path):
 
 
 def test_a_person_in_forget_and_retain_is_caught(bench, tmp_path):
-    write(bench / "retain_95", [evaluation_row("p2"), evaluation_row("p1")])
+    write_parquet_split(bench / "retain_95", [evaluation_row("p2"), evaluation_row("p1")])
     examples = load_mllmu_bench(bench, sets=("forget", "retain"), image_dir=tmp_path / "i")
     with pytest.raises(ValueError, match=r"entity 'p1' is in both forget"):
         check_unlearning_data(examples, str(bench))
