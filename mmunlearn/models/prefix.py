@@ -214,6 +214,8 @@ def _group_images(batch: dict[str, Any], groups: list[list[int]]) -> dict[str, t
         return {}
     position = {row: i for i, row in enumerate(batch["image_rows"].tolist())}
     chosen = [position[g[0]] for g in groups if g[0] in position]
-    return {
-        key: torch.cat([image_tensors(batch, key)[i] for i in chosen]) for key in image_keys(batch)
-    }
+    inputs = {}
+    for key in image_keys(batch):
+        images = image_tensors(batch, key)
+        inputs[key] = torch.cat([images[i] for i in chosen])
+    return inputs

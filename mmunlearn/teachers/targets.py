@@ -127,5 +127,7 @@ def stable_seed(*parts: object) -> int:
 
 def mean_of_draws(draws: list[torch.Tensor]) -> torch.Tensor:
     """log of the mean probability over draws, computed in log space."""
+    if len(draws) == 1:
+        return draws[0]  # what the formula gives, without stacking a (1, B, K, V) copy
     stacked = torch.stack(draws)  # (D, B, K, V)
     return torch.logsumexp(stacked, dim=0) - torch.log(torch.tensor(float(len(draws))))
