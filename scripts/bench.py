@@ -18,6 +18,9 @@ torch.cuda.max_memory_allocated instead. The naive side is scripts/naive_referen
       once per batch, batched draws, top-k targets, vs the teacher recomputed at every step
   b6  GPU only: a VGID LoRA step on a LLaVA-7B-shaped model in bf16 vs the naive loop:
       samples/s, peak memory and model FLOPs utilisation (skipped on a CPU unless --smoke)
+  b7  the fused head (train.fused_head): a distillation term computed from hidden states one
+      chunk of logits at a time vs the engine's plain answer logits (and, on a GPU with
+      liger-kernel, Liger's fused linear KL)
 `--smoke` runs everything at tiny sizes in seconds (tests/scripts/test_bench.py runs it).
 """
 
@@ -57,9 +60,10 @@ from mmunlearn.evaluation import metrics  # noqa: E402
 from mmunlearn.evaluation.generate import generate_answers  # noqa: E402
 from mmunlearn.evaluation.scoring import Query, score_answers  # noqa: E402
 from mmunlearn.losses.divergences import ForwardKL, masked_mean  # noqa: E402
-from mmunlearn.losses.objective import build_method  # noqa: E402
+from mmunlearn.losses.fused import fused_term_value, liger_available  # noqa: E402
+from mmunlearn.losses.objective import build_method, term_value  # noqa: E402
 from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder, answer_length  # noqa: E402
-from mmunlearn.models.forward import answer_logits  # noqa: E402
+from mmunlearn.models.forward import answer_logits, hidden_states_out  # noqa: E402
 from mmunlearn.models.loading import LoadedModel  # noqa: E402
 from mmunlearn.models.tiny import TinyLlavaConfig  # noqa: E402
 from mmunlearn.teachers.cache import TeacherCache  # noqa: E402
@@ -108,6 +112,18 @@ class GpuShape:
 
 
 @dataclass(frozen=True)
+class FusedShape:
+    """b7's step: B rows of T tokens whose last K carry the term, a V-token vocabulary."""
+
+    name: str
+    rows: int
+    length: int
+    answer: int  # K; length - 1 is every position (the VGID authors' all-position KL)
+    vocab: int
+    width: int = 256
+
+
+@dataclass(frozen=True)
 class Sizes:
     batch: int = 4
     image_tokens: int = 576  # LLaVA-1.5: 336 px / 14 px patches = 24² tokens
@@ -129,6 +145,10 @@ class Sizes:
     epochs: int = 5
     forget_rows: int = 10
     gpu: GpuShape = GpuShape()
+    fused: tuple[FusedShape, ...] = (
+        FusedShape("all positions, LLaVA vocab", 4, 650, 649, 32000),
+        FusedShape("long answers, Llama-3 vocab", 8, 288, 256, 128256),
+    )
 
 
 FULL = Sizes()
@@ -150,6 +170,7 @@ SMOKE = Sizes(
     epochs=2,
     forget_rows=4,
     gpu=GpuShape(32, 1, 4, 64, 64, 1, 4, 128, 600, batch=2, steps=1),
+    fused=(FusedShape("smoke", 2, 24, 23, 700, 32),),
 )
 
 
@@ -950,7 +971,74 @@ def b6(s: Sizes, smoke: bool) -> list[dict]:
     ]  # fmt: skip
 
 
-BENCHES = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b5": b5, "b6": b6}
+# --- b7: the fused head ------------------------------------------------------------------------
+
+
+def b7_setup(shape: FusedShape) -> dict[str, Any]:
+    """A random Llama-style model, a batch, and fixed soft teacher targets at its K positions."""
+    model = random_llama(shape.vocab, shape.width, 2, shape.length)
+    gen = torch.Generator().manual_seed(0)
+    batch = random_answer_batch(shape.rows, shape.length, shape.answer, shape.vocab, gen)
+    teacher = torch.randn(shape.rows, shape.answer, shape.vocab, generator=gen)  # (B, K, V)
+    targets = TokenTargets(
+        mask=torch.ones(shape.rows, shape.answer, dtype=torch.bool, device=DEVICE),
+        logprobs=torch.log_softmax(teacher.to(DEVICE) * 3, -1),
+    )
+    term = build_method("vgid").terms[0]  # forward KL to a soft teacher, the mean over tokens
+    return {"model": model, "batch": to_device(batch, DEVICE), "targets": targets, "term": term}
+
+
+def b7_step(state: dict[str, Any], variant: str) -> torch.Tensor:
+    model, batch, targets, term = state["model"], state["batch"], state["targets"], state["term"]
+    model.zero_grad(set_to_none=True)
+    if variant == "plain":
+        logits, labels = answer_logits(model, batch)  # (B, K, V)
+        value = term_value(term, logits, targets, labels)
+    else:
+        with hidden_states_out(model) as head:
+            hidden, _ = answer_logits(model, batch)  # (B, K, H)
+        value = fused_term_value(term, hidden, head, targets, variant)
+    value.backward()
+    return value.detach()
+
+
+def b7_variants() -> tuple[str, ...]:
+    return ("plain", "chunked", "liger") if liger_available() else ("plain", "chunked")
+
+
+def b7(s: Sizes, smoke: bool) -> list[dict]:
+    rows = []
+    for shape in s.fused:
+        state = b7_setup(shape)
+        variants = b7_variants()
+        losses, grads = {}, {}
+        for variant in variants:
+            losses[variant] = b7_step(state, variant)
+            grads[variant] = [p.grad.clone() for p in state["model"].parameters()]
+        tolerance = (1e-3, 1e-5) if DEVICE.type == "cuda" else (1e-4, 1e-6)
+        for variant in variants[1:]:
+            torch.testing.assert_close(losses[variant], losses["plain"], rtol=1e-5, atol=1e-6)
+            for a, b in zip(grads[variant], grads["plain"], strict=True):
+                torch.testing.assert_close(a, b, rtol=tolerance[0], atol=tolerance[1])
+        grads.clear()
+        check = f"loss rtol 1e-5, gradients rtol {tolerance[0]} atol {tolerance[1]}"
+        print(f"b7 {shape.name}: same loss ({losses['plain'].item():.6f}) and gradients ({check})")
+        times = {v: median_time(functools.partial(b7_step, state, v), s.repeats) for v in variants}
+        state.clear()
+        memory = {v: measure_in_subprocess(f"b7:{shape.name}:{v}", smoke) for v in variants}
+        name = f"{shape.name}: B={shape.rows} K={shape.answer} V={shape.vocab}"
+        for variant in variants[1:]:
+            label = f"{name} ({variant})"
+            rows += [
+                row("b7", label, "step peak memory (MiB)", memory["plain"]["step_mib"],
+                    memory[variant]["step_mib"], "—", None, check),
+                row("b7", label, "step time (s)", times["plain"], times[variant], "—", None,
+                    check),
+            ]  # fmt: skip
+    return rows
+
+
+BENCHES = {"b1": b1, "b2": b2, "b3": b3, "b4": b4, "b5": b5, "b6": b6, "b7": b7}
 
 
 # --- memory workers: one variant per fresh process ----------------------------------------------
@@ -966,6 +1054,11 @@ def worker(key: str, s: Sizes) -> dict[str, float]:
         state = b1_setup(s)
         memory.mark()
         b1_step(state, variant)
+        return memory.result()
+    if bench == "b7":
+        state = b7_setup(next(x for x in s.fused if x.name == rest[0]))
+        memory.mark()
+        b7_step(state, variant)
         return memory.result()
     shape = s.shapes[1] if bench == "b2" else next(x for x in s.shapes if x.name == rest[0])
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from mmunlearn.losses.fused import check_backend
 from mmunlearn.models.lora import lora_target
 
 
@@ -34,6 +35,9 @@ class TrainConfig:
     # batches group the questions about one forget image; each image's prefix is encoded once
     # per batch by student and teacher (models/prefix.py)
     share_image_prefix: bool = False
+    # off | chunked | liger: token-level terms from hidden states, one chunk of logits at a
+    # time (losses/fused.py); liger: Liger's CUDA kernels where they apply, else chunked
+    fused_head: str = "off"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -42,6 +46,7 @@ class TrainConfig:
         if self.batch_size < 1:
             raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
         lora_target(self.lora_scope)  # raises ValueError naming the scope
+        check_backend(self.fused_head)
         if self.cache_teacher_top_k < 0:
             raise ValueError(
                 f"train.cache_teacher_top_k={self.cache_teacher_top_k} must be >= 0 "

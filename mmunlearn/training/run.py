@@ -181,6 +181,7 @@ def train(
         alternate=method.alternate,
         teacher_cache=TeacherCache(config.cache_teacher_top_k) if config.cache_teacher else None,
         share_prefix=config.share_image_prefix,
+        fused_head=config.fused_head,
     )
     trajectory = None
     if config.eval_every and eval_examples:

@@ -17,9 +17,10 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedModel, Trainer
 
 from mmunlearn.data.example import Example
+from mmunlearn.losses.fused import fusable, fused_term_value, resolve_backend
 from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
 from mmunlearn.models.encoding import PromptEncoder, with_all_positions
-from mmunlearn.models.forward import answer_logits
+from mmunlearn.models.forward import answer_logits, hidden_states_out, output_head
 from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.simple import LabelsTeacher
@@ -107,19 +108,33 @@ class UnlearnTrainer(Trainer):
         alternate: bool = False,
         teacher_cache: TeacherCache | None = None,
         share_prefix: bool = False,
+        fused_head: str = "off",
         **kwargs: Any,
     ):
         """`teacher_cache`: reuse each example's teacher targets across epochs (see
         `mmunlearn.teachers.cache`); None computes them at every step. `share_prefix`: the
         student encodes an image's prefix once for the rows of a batch that share it
-        (`mmunlearn.models.prefix`)."""
+        (`mmunlearn.models.prefix`). `fused_head`: token-level terms are computed from hidden
+        states, one chunk of logits at a time (`mmunlearn.losses.fused`)."""
         super().__init__(*args, **kwargs)
         self.terms = terms
         self.forward = prefix_answer_logits if share_prefix else answer_logits
+        self.fused_head = resolve_backend(fused_head)
+        if self.fused_head != "off" and self._shards_parameters():
+            raise ValueError(
+                f"train.fused_head={fused_head} applies the output projection outside the "
+                "model's forward, where FSDP and DeepSpeed ZeRO-3 keep it sharded; set "
+                "train.fused_head=off"
+            )
         self.teacher_context = teacher_context
         self.alternate = alternate
         self.teacher_cache = teacher_cache
         self._term_logs: dict[str, list[float]] = {}
+
+    def _shards_parameters(self) -> bool:
+        """FSDP, or DeepSpeed ZeRO-3: parameters exist whole only inside the model's forward."""
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        return self.is_fsdp_enabled or (plugin is not None and plugin.zero_stage == 3)
 
     def active_terms(self) -> tuple[Term, ...]:
         """All terms; with `alternate`, the forget terms on even optimizer steps and the others
@@ -130,24 +145,40 @@ class UnlearnTrainer(Trainer):
         return tuple(t for t in self.terms if (t.source == "forget") == forget_step)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+        # (role, positions) → the student's answer logits (or, with the fused head, its final
+        # hidden states), labels and batch: one student forward per batch, shared by its terms
         student: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
+        fused = self.fused_head != "off"
+        head = output_head(model) if fused else None
+        logits_of: dict[tuple[str, str], torch.Tensor] = {}
 
-        def side(role: str, term: Term) -> tuple[torch.Tensor, TokenTargets, torch.Tensor]:
+        def side(
+            role: str, term: Term, hidden: bool = False
+        ) -> tuple[torch.Tensor, TokenTargets, torch.Tensor]:
             key = (role, term.positions)
             if key not in student:
                 batch = inputs[role]
                 if term.positions == "all":
                     batch = with_all_positions(batch)
-                student[key] = (*self.forward(model, batch), batch)
-            logits, labels, batch = student[key]
+                with hidden_states_out(model) if fused else contextlib.nullcontext():
+                    student[key] = (*self.forward(model, batch), batch)
+            output, labels, batch = student[key]
+            if fused and not hidden:
+                if key not in logits_of:
+                    logits_of[key] = head(output)  # a sequence or pair loss: whole logits
+                output = logits_of[key]
             targets = self._targets(term, role, batch, labels.detach())
-            return logits, targets, labels
+            return output, targets, labels
 
         total = torch.zeros((), device=self.args.device)
         for term in self.active_terms():
-            logits, targets, labels = side(term.role, term)
-            pair = side(term.pair_role, term) if term.pair_role else None
-            value = term_value(term, logits, targets, labels, pair)
+            if fused and fusable(term):
+                hidden, targets, labels = side(term.role, term, hidden=True)
+                value = fused_term_value(term, hidden, head, targets, self.fused_head)
+            else:
+                logits, targets, labels = side(term.role, term)
+                pair = side(term.pair_role, term) if term.pair_role else None
+                value = term_value(term, logits, targets, labels, pair)
             self._term_logs.setdefault(f"loss/{term.name}", []).append(value.item())
             value = self._global_mean(value, term_count(term, targets))
             total = total + term.sign * term.weight * value

@@ -11,6 +11,7 @@ from mmunlearn.losses.objective import build_method
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.loading import LoadedModel
 from mmunlearn.teachers.targets import TeacherContext
+from mmunlearn.testing import tiny_llava
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import add_lora, train
 from mmunlearn.training.trainer import RoleCollator, UnlearnTrainer, frozen_teacher
@@ -243,3 +244,76 @@ def test_shared_image_prefix_refuses_gradient_checkpointing(loaded, examples, tm
         train(
             loaded, build_method("vgid"), group_by_role(examples), config, tmp_path, progress=False
         )
+
+
+@pytest.fixture()
+def small_chunks(monkeypatch):
+    """The fused head in chunks of 2 tokens, so that a batch takes several; counts its calls."""
+    from mmunlearn.losses import fused
+    from mmunlearn.training import trainer as trainer_module
+
+    calls = []
+
+    def spy(term, hidden, head, targets, backend):
+        calls.append(term.name)
+        chunk = 2 * head.projection.out_features
+        return fused.fused_term_value(term, hidden, head, targets, backend, chunk)
+
+    monkeypatch.setattr(trainer_module, "fused_term_value", spy)
+    return calls
+
+
+@pytest.mark.parametrize("method", ["vgid", "ga", "npo", "vgid_noise_only", "dpo_idk"])
+def test_fused_head_gives_the_plain_heads_loss_and_gradients(
+    method, loaded, examples, tmp_path, small_chunks
+):
+    """Token-level terms through the chunked fused head, sequence and pair terms (NPO, DPO)
+    through the head's whole logits: the same loss and the same gradient for every weight,
+    the output projection's included (full fine-tuning)."""
+    trainer, inputs = one_batch_trainer(loaded, examples, build_method(method), tmp_path)
+    results = {}
+    for head in ("off", "chunked"):
+        trainer.fused_head = head
+        loaded.model.zero_grad(set_to_none=True)
+        loss = trainer.compute_loss(loaded.model, inputs)
+        loss.backward()
+        grads = {
+            n: p.grad.clone() for n, p in loaded.model.named_parameters() if p.grad is not None
+        }
+        results[head] = (loss.detach(), grads)
+    tokens = [
+        t.name for t in build_method(method).terms if getattr(t.loss, "level", "token") == "token"
+    ]
+    assert sorted(set(small_chunks)) == sorted(tokens)
+    (plain, plain_grads), (fused, fused_grads) = results["off"], results["chunked"]
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-7)
+    assert plain_grads.keys() == fused_grads.keys()
+    assert loaded.model.get_output_embeddings().weight.grad is not None
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-7)
+
+
+def test_fused_head_trains_the_same_lora_weights(examples, tmp_path, small_chunks):
+    by_role = group_by_role(examples)
+    weights = {}
+    for head in ("off", "chunked"):
+        config = TrainConfig(steps=3, lr=1e-2, batch_size=4, lora=True, fused_head=head)
+        result = train(
+            tiny_llava(examples),
+            build_method("vgid"),
+            by_role,
+            config,
+            tmp_path / head,
+            progress=False,
+        )
+        weights[head] = snapshot(result.model)
+    assert len(small_chunks) >= 6  # forget and retain terms, three steps
+    before = snapshot(tiny_llava(examples).model)
+    assert max((weights["off"][n] - before[n]).abs().max() for n in before) > 1e-3
+    for name, value in weights["off"].items():
+        torch.testing.assert_close(weights["chunked"][name], value, rtol=1e-4, atol=2e-5)
+
+
+def test_fused_head_is_checked_by_the_config():
+    with pytest.raises(ValueError, match="train.fused_head='triton'"):
+        TrainConfig(fused_head="triton")
