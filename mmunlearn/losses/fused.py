@@ -57,6 +57,25 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
+def check_fused_setup(
+    backend: str, *, shards_parameters: bool, processes: int, head_trainable: bool
+) -> None:
+    """Refuse the setups where the output projection cannot be applied outside the model's
+    forward: FSDP / ZeRO-3 keep it sharded there, and DDP (which looks for parameters its
+    forward did not use) would count a trainable projection's gradient twice."""
+    if shards_parameters:
+        raise ValueError(
+            f"train.fused_head={backend} applies the output projection outside the model's "
+            "forward, where FSDP and DeepSpeed ZeRO-3 keep it sharded; set train.fused_head=off"
+        )
+    if processes > 1 and head_trainable:
+        raise ValueError(
+            f"train.fused_head={backend} with {processes} processes needs a frozen output "
+            "projection: DDP sees it unused by the forward, then receives its gradient. Train "
+            "with LoRA (train.lora=true, a scope without the head) or set train.fused_head=off"
+        )
+
+
 def fusable(term: Any) -> bool:
     """Whether the term's loss is token-level (per-token values the head can chunk)."""
     return getattr(term.loss, "level", "token") == "token"
@@ -97,7 +116,8 @@ def chunked_sum(
     rows = targets.mask.flatten().nonzero().squeeze(-1)  # (N,) valid positions of B·K
     size = max(1, chunk_elements // _vocab_size(head, targets))
     chunks = rows.split(size)
-    params = [p for p in head.projection.parameters() if p.requires_grad]
+    names = [name for name, p in head.projection.named_parameters() if p.requires_grad]
+    params = [head.projection.get_parameter(name) for name in names]
     if not torch.is_grad_enabled() or not (hidden.requires_grad or params):
         flat = hidden.flatten(0, 1)
         total = hidden.new_zeros((), dtype=torch.float32)
@@ -105,15 +125,20 @@ def chunked_sum(
             total = total + _chunk_sum(loss, head, flat.index_select(0, chunk), targets, chunk)
         return total
     return _GradientInForward.apply(
-        functools.partial(_sum_and_gradients, loss, head, targets, chunks), hidden, *params
+        functools.partial(_sum_and_gradients, loss, head, targets, chunks, names), hidden, *params
     )
 
 
 def _chunk_sum(
-    loss: Any, head: OutputHead, hidden: torch.Tensor, targets: TokenTargets, chunk: torch.Tensor
+    loss: Any,
+    head: OutputHead,
+    hidden: torch.Tensor,
+    targets: TokenTargets,
+    chunk: torch.Tensor,
+    params: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The loss summed over one chunk's positions: hidden (n, H) at flat positions `chunk`."""
-    return loss(head(hidden).unsqueeze(0), _select(targets, chunk)).float().sum()
+    return loss(head(hidden, params).unsqueeze(0), _select(targets, chunk)).float().sum()
 
 
 def _sum_and_gradients(
@@ -121,19 +146,24 @@ def _sum_and_gradients(
     head: OutputHead,
     targets: TokenTargets,
     chunks: tuple[torch.Tensor, ...],
+    names: list[str],
     hidden: torch.Tensor,
     params: tuple[torch.Tensor, ...],
 ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    """The sum over all chunks and its gradient for `hidden` and each of `params`."""
+    """The sum over all chunks and its gradient for `hidden` and each of `params` (the head's
+    trainable parameters, `names`). The chunks differentiate detached stand-ins of the
+    parameters: the real ones receive their gradient once, from the backward pass (DDP counts
+    on that)."""
     flat = hidden.detach().flatten(0, 1)  # (B·K, H)
     grad_hidden = torch.zeros_like(flat) if hidden.requires_grad else None
     grad_params = [torch.zeros_like(p) for p in params]
+    stand_ins = {name: p.detach().requires_grad_() for name, p in zip(names, params, strict=True)}
     total = flat.new_zeros((), dtype=torch.float32)
     for chunk in chunks:
         with torch.enable_grad():
             piece = flat.index_select(0, chunk).requires_grad_(hidden.requires_grad)
-            chunk_total = _chunk_sum(loss, head, piece, targets, chunk)
-        wrt = ([piece] if grad_hidden is not None else []) + list(params)
+            chunk_total = _chunk_sum(loss, head, piece, targets, chunk, stand_ins)
+        wrt = ([piece] if grad_hidden is not None else []) + list(stand_ins.values())
         grads = list(torch.autograd.grad(chunk_total, wrt, allow_unused=True))
         if grad_hidden is not None:
             grad_hidden.index_add_(0, chunk, grads.pop(0).to(grad_hidden.dtype))

@@ -53,11 +53,17 @@ class OutputHead:
             and self.projection.bias is None
         )
 
-    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, hidden: torch.Tensor, params: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Logits for `hidden`; `params`: stand-ins for the projection's parameters by name."""
         weight = getattr(self.projection, "weight", None)
         if weight is not None and hidden.dtype != weight.dtype and not torch.is_autocast_enabled():
             hidden = hidden.to(weight.dtype)  # families that upcast what they return
-        logits = self.projection(hidden)
+        if params is None:
+            logits = self.projection(hidden)
+        else:
+            logits = torch.func.functional_call(self.projection, params, (hidden,))
         if self.softcap is not None:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits

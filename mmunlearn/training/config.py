@@ -100,6 +100,8 @@ def _coerce(spec: dataclasses.Field, value: Any, name: str) -> Any:
             return kind(value)
         except (TypeError, ValueError):
             raise ValueError(f"config {name}={value!r}: expected a {kind.__name__}") from None
+    if kind is str and isinstance(value, bool):
+        return "on" if value else "off"  # YAML 1.1 reads off/no/false (on/yes/true) as booleans
     if kind is bool and not isinstance(value, bool):
         raise ValueError(f"config {name}={value!r}: expected true or false")
     return value

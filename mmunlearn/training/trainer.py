@@ -17,7 +17,12 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedModel, Trainer
 
 from mmunlearn.data.example import Example
-from mmunlearn.losses.fused import fusable, fused_term_value, resolve_backend
+from mmunlearn.losses.fused import (
+    check_fused_setup,
+    fusable,
+    fused_term_value,
+    resolve_backend,
+)
 from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
 from mmunlearn.models.encoding import PromptEncoder, with_all_positions
 from mmunlearn.models.forward import answer_logits, hidden_states_out, output_head
@@ -120,11 +125,13 @@ class UnlearnTrainer(Trainer):
         self.terms = terms
         self.forward = prefix_answer_logits if share_prefix else answer_logits
         self.fused_head = resolve_backend(fused_head)
-        if self.fused_head != "off" and self._shards_parameters():
-            raise ValueError(
-                f"train.fused_head={fused_head} applies the output projection outside the "
-                "model's forward, where FSDP and DeepSpeed ZeRO-3 keep it sharded; set "
-                "train.fused_head=off"
+        if self.fused_head != "off":
+            projection = output_head(self.model).projection
+            check_fused_setup(
+                fused_head,
+                shards_parameters=self._shards_parameters(),
+                processes=self.accelerator.num_processes,
+                head_trainable=any(p.requires_grad for p in projection.parameters()),
             )
         self.teacher_context = teacher_context
         self.alternate = alternate

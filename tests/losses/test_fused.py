@@ -5,7 +5,12 @@ import torch
 
 from mmunlearn.losses import fused
 from mmunlearn.losses.divergences import build_loss
-from mmunlearn.losses.fused import chunked_sum, fused_term_value, resolve_backend
+from mmunlearn.losses.fused import (
+    check_fused_setup,
+    chunked_sum,
+    fused_term_value,
+    resolve_backend,
+)
 from mmunlearn.losses.objective import Term, term_value
 from mmunlearn.models import prefix
 from mmunlearn.models.encoding import PromptEncoder
@@ -155,3 +160,13 @@ def test_liger_kernels_equal_the_plain_term_on_a_gpu(spec):
     (grad,) = torch.autograd.grad(value, hidden)
     torch.testing.assert_close(value, plain, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grad, plain_grad, rtol=1e-3, atol=1e-5)
+
+
+def test_setups_that_keep_the_head_from_a_fused_loss_are_refused():
+    fine = {"shards_parameters": False, "processes": 1, "head_trainable": True}
+    check_fused_setup("chunked", **fine)
+    check_fused_setup("chunked", **{**fine, "processes": 2, "head_trainable": False})
+    with pytest.raises(ValueError, match="FSDP and DeepSpeed ZeRO-3"):
+        check_fused_setup("chunked", **{**fine, "shards_parameters": True})
+    with pytest.raises(ValueError, match="2 processes needs a frozen output projection"):
+        check_fused_setup("chunked", **{**fine, "processes": 2})

@@ -32,3 +32,11 @@ def test_bad_values_are_named():
         load_config(None, ["train.steps"])
     with pytest.raises(ValueError, match="lora_scope"):
         load_config(None, ["train.lora_scope=everything"])
+
+
+def test_yaml_off_stays_the_word_off_in_a_text_field():
+    """YAML 1.1 reads `off` as false; `train.fused_head=off` must still mean "off"."""
+    assert load_config(None, ["train.fused_head=off"]).train.fused_head == "off"
+    assert load_config(None, ["train.fused_head=chunked"]).train.fused_head == "chunked"
+    with pytest.raises(ValueError, match="fused_head='on'"):
+        load_config(None, ["train.fused_head=on"])

@@ -13,22 +13,30 @@ from safetensors.torch import load_file
 TOLERANCE = 5e-5  # measured 7.4e-6 after 3 steps (weights moved by 3e-3)
 
 
-def unlearn_args(model, data, output_dir):
+def unlearn_args(model, data, output_dir, extra):
     settings = ("train.steps=3", "train.batch_size=8", "train.lr=1e-3", "train.logging_steps=1")
+    settings += extra
     args = ["-m", "mmunlearn", "unlearn", "--model", str(model), "--data", str(data)]
     args += ["--output-dir", str(output_dir), "--method", "vgid"]
     return args + [x for s in settings for x in ("--set", s)]
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_with_the_same_global_batch(loaded, world_dir, tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("train.fused_head=chunked", "train.lora=true")],  # the head outside DDP's forward
+    ids=["full", "lora-fused-head"],
+)
+def test_two_processes_match_one_with_the_same_global_batch(loaded, world_dir, tmp_path, extra):
     model = tmp_path / "base"
     loaded.save(model)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable, *unlearn_args(model, world_dir, one)], env=env, check=True)
+    subprocess.run(
+        [sys.executable, *unlearn_args(model, world_dir, one, extra)], env=env, check=True
+    )
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    subprocess.run([*launch, *unlearn_args(model, world_dir, two)], env=env, check=True)
+    subprocess.run([*launch, *unlearn_args(model, world_dir, two, extra)], env=env, check=True)
 
     expected = load_file(one / "model" / "model.safetensors")
     got = load_file(two / "model" / "model.safetensors")
