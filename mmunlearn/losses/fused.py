@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from mmunlearn.losses.divergences import CrossEntropy, ForwardKL
+from mmunlearn.losses.objective import Term, term_count
 from mmunlearn.models.forward import OutputHead
 from mmunlearn.teachers.targets import TokenTargets
 
@@ -76,13 +77,13 @@ def check_fused_setup(
         )
 
 
-def fusable(term: Any) -> bool:
+def fusable(term: Term) -> bool:
     """Whether the term's loss is token-level (per-token values the head can chunk)."""
     return getattr(term.loss, "level", "token") == "token"
 
 
 def fused_term_value(
-    term: Any,
+    term: Term,
     hidden: torch.Tensor,
     head: OutputHead,
     targets: TokenTargets,
@@ -91,8 +92,7 @@ def fused_term_value(
 ) -> torch.Tensor:
     """`objective.term_value` of a token-level term from answer-position hidden states (B, K, H)."""
     assert fusable(term), "sequence and pair losses take the head's logits"
-    reduction = getattr(term.loss, "reduction", "mean")
-    count = _count(targets.mask, reduction)
+    count = term_count(term, targets).clamp(min=1).float()  # what term_value divides by
     if backend == "liger" and hidden.is_cuda and head.plain_linear:
         value = _liger_sum(term.loss, hidden, head, targets)
         if value is not None:
@@ -205,12 +205,6 @@ def _vocab_size(head: OutputHead, targets: TokenTargets) -> int:
     if targets.logprobs is not None:
         return targets.logprobs.shape[-1]
     return int(getattr(head.projection, "out_features", 0) or head.projection.weight.shape[0])
-
-
-def _count(mask: torch.Tensor, reduction: str) -> torch.Tensor:
-    """What `reduce_tokens` divides by: valid tokens (`mean`) or rows with one (`sum`)."""
-    count = mask.sum() if reduction == "mean" else mask.any(-1).sum()
-    return count.clamp(min=1).float()
 
 
 def _liger_sum(

@@ -125,13 +125,13 @@ class UnlearnTrainer(Trainer):
         self.terms = terms
         self.forward = prefix_answer_logits if share_prefix else answer_logits
         self.fused_head = resolve_backend(fused_head)
-        if self.fused_head != "off":
-            projection = output_head(self.model).projection
+        self.head = output_head(self.model) if self.fused_head != "off" else None
+        if self.head is not None:
             check_fused_setup(
                 fused_head,
                 shards_parameters=self._shards_parameters(),
                 processes=self.accelerator.num_processes,
-                head_trainable=any(p.requires_grad for p in projection.parameters()),
+                head_trainable=any(p.requires_grad for p in self.head.projection.parameters()),
             )
         self.teacher_context = teacher_context
         self.alternate = alternate
@@ -155,8 +155,7 @@ class UnlearnTrainer(Trainer):
         # (role, positions) → the student's answer logits (or, with the fused head, its final
         # hidden states), labels and batch: one student forward per batch, shared by its terms
         student: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
-        fused = self.fused_head != "off"
-        head = output_head(model) if fused else None
+        fused, head = self.head is not None, self.head
         logits_of: dict[tuple[str, str], torch.Tensor] = {}
 
         def side(
@@ -180,7 +179,7 @@ class UnlearnTrainer(Trainer):
         total = torch.zeros((), device=self.args.device)
         for term in self.active_terms():
             if fused and fusable(term):
-                hidden, targets, labels = side(term.role, term, hidden=True)
+                hidden, targets, _ = side(term.role, term, hidden=True)
                 value = fused_term_value(term, hidden, head, targets, self.fused_head)
             else:
                 logits, targets, labels = side(term.role, term)

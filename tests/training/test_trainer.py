@@ -80,7 +80,7 @@ def test_lora_trains_adapters_only_and_the_teacher_stays_the_base(loaded, exampl
         assert torch.equal(base_now[name].detach().cpu(), value), f"frozen {name} changed"
 
 
-def one_batch_trainer(loaded, examples, method, tmp_path):
+def one_batch_trainer(loaded, examples, method, tmp_path, **options):
     by_role = group_by_role(examples)
     items = [
         {"forget": f, "retain": r}
@@ -95,6 +95,7 @@ def one_batch_trainer(loaded, examples, method, tmp_path):
         terms=method.terms,
         teacher_context=ctx,
         args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True),
+        **options,
     )
     loaded.model.eval()
     return trainer, RoleCollator(encoder, batch_roles=method.batch_roles)(items)
@@ -270,10 +271,11 @@ def test_fused_head_gives_the_plain_heads_loss_and_gradients(
     """Token-level terms through the chunked fused head, sequence and pair terms (NPO, DPO)
     through the head's whole logits: the same loss and the same gradient for every weight,
     the output projection's included (full fine-tuning)."""
-    trainer, inputs = one_batch_trainer(loaded, examples, build_method(method), tmp_path)
     results = {}
     for head in ("off", "chunked"):
-        trainer.fused_head = head
+        trainer, inputs = one_batch_trainer(
+            loaded, examples, build_method(method), tmp_path, fused_head=head
+        )
         loaded.model.zero_grad(set_to_none=True)
         loss = trainer.compute_loss(loaded.model, inputs)
         loss.backward()
