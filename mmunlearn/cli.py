@@ -325,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
         save_world(build_world(config), args.output_dir)
         print(f"wrote the world to {args.output_dir}")
     elif args.command == "train-base":
-        from mmunlearn.demo import default_cache_dir
+        from mmunlearn.io import default_cache_dir
         from mmunlearn.training.world_models import pretrain_config, world_model
 
         cache = args.cache_dir or default_cache_dir()

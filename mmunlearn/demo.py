@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from mmunlearn.evaluation.report import (
     write_predictions,
     write_report,
 )
-from mmunlearn.io import atomic_write_text
+from mmunlearn.io import atomic_write_text, default_cache_dir
 from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.tiny import CAUSAL_FAMILIES, TinyCausalLMConfig
@@ -57,10 +56,6 @@ DEMO_UNLEARN = UnlearnConfig(
     teacher={"prompt": "", "swap_names": True},
     train=TrainConfig(steps=40, lr=3e-4, batch_size=16),
 )
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("MMUNLEARN_CACHE", Path.home() / ".cache" / "mmunlearn"))
 
 
 @dataclass

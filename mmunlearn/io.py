@@ -51,3 +51,8 @@ def atomic_save_image(path: str | os.PathLike, image: Image.Image) -> None:
             "extension such as '.png' or '.jpg'"
         )
     _atomic_write(path, lambda handle: image.save(handle, format=image_format))
+
+
+def default_cache_dir() -> Path:
+    """Where built models are cached: `$MMUNLEARN_CACHE`, else ~/.cache/mmunlearn."""
+    return Path(os.environ.get("MMUNLEARN_CACHE", Path.home() / ".cache" / "mmunlearn"))

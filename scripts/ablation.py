@@ -15,9 +15,9 @@ from pathlib import Path
 
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
-from mmunlearn.demo import DEMO_UNLEARN, default_cache_dir
+from mmunlearn.demo import DEMO_UNLEARN
 from mmunlearn.evaluation.evaluate import evaluate
-from mmunlearn.io import atomic_write_text
+from mmunlearn.io import atomic_write_text, default_cache_dir
 from mmunlearn.models.loading import load_model
 from mmunlearn.training.unlearn import unlearn
 from mmunlearn.training.world_models import PretrainConfig, world_model

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import DataError
-from mmunlearn.io import atomic_write_bytes
+from mmunlearn.io import atomic_write_bytes, default_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,6 @@ def text_list(row: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
 
 
 def default_image_dir() -> Path:
-    from mmunlearn.demo import default_cache_dir  # one definition of the cache root
-
     return default_cache_dir() / "images"
 
 
