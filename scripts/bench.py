@@ -680,7 +680,7 @@ def b4(s: Sizes, smoke: bool) -> list[dict]:
     examples = world_examples(s.world)
     loaded = tiny_llava(examples, config=TINY_MODEL if s.world == "tiny" else TinyLlavaConfig())
     questions = random.Random(0).sample(examples, min(s.eval_questions, len(examples)))
-    batched = generate_answers(loaded, questions, batch_size=64, progress=False)
+    batched = generate_answers(loaded, questions, batch_size=64, max_new_tokens=8, progress=False)
     single = naive.generate_one_at_a_time(loaded, questions)
     differ = [i for i, (a, b) in enumerate(zip(batched, single, strict=True)) if a != b]
     assert not differ, f"batched and one-at-a-time answers differ at {differ[:10]}"
@@ -688,7 +688,9 @@ def b4(s: Sizes, smoke: bool) -> list[dict]:
     times = {
         "naive": median_time(lambda: naive.generate_one_at_a_time(loaded, questions), s.repeats),
         "engine": median_time(
-            lambda: generate_answers(loaded, questions, batch_size=64, progress=False),
+            lambda: generate_answers(
+                loaded, questions, batch_size=64, max_new_tokens=8, progress=False
+            ),
             s.repeats,
         ),
     }

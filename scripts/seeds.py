@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
-from mmunlearn.demo import DEMO_UNLEARN
+from mmunlearn.demo import DEMO_UNLEARN, WORLD_ANSWER_TOKENS
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.io import atomic_write_text, default_cache_dir
 from mmunlearn.models.loading import load_model
@@ -35,9 +35,20 @@ def main() -> None:
         save_world(build_world(WorldConfig(seed=seed)), out / "world")
         base = world_model(out / "world", "base", default_cache_dir(), PretrainConfig(seed=seed))
         examples = load_examples(out / "world")
-        b, _ = evaluate(load_model(base), examples, progress=False)
-        model = unlearn(base, out / "world", DEMO_UNLEARN, out / "vgid", progress=False)
-        v, _ = evaluate(load_model(model), examples, progress=False)
+        b, _ = evaluate(
+            load_model(base), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS
+        )
+        model = unlearn(
+            base,
+            out / "world",
+            DEMO_UNLEARN,
+            out / "vgid",
+            progress=False,
+            max_new_tokens=WORLD_ANSWER_TOKENS,
+        )
+        v, _ = evaluate(
+            load_model(model), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS
+        )
         df, dr, dn = (v[s]["rouge_l"] - b[s]["rouge_l"] for s in ("forget", "retain", "neighbor"))
         holds = df <= -0.371 and dr >= -0.055
         lines.append(

@@ -12,7 +12,7 @@ from typing import Any
 
 from mmunlearn.data.benchmarks import load_benchmark
 from mmunlearn.data.example import Example
-from mmunlearn.evaluation.generate import generate_answers
+from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS, generate_answers
 from mmunlearn.evaluation.metrics import score_predictions, summarise
 from mmunlearn.evaluation.report import SPLITS, build_report, write_predictions, write_report
 from mmunlearn.evaluation.suite import ALL_METRICS, EvalModel, EvalSettings, Suite, without_rows
@@ -29,12 +29,15 @@ def evaluate(
     roles: Sequence[str] = EVAL_ROLES,
     batch_size: int = 64,
     progress: bool = True,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """ROUGE-L and fact accuracy per split (and per modality); returns (summary, rows)."""
     chosen = [ex for ex in examples if ex.role in roles]
     if not chosen:
         raise ValueError(f"nothing to evaluate: no examples with a role in {tuple(roles)}")
-    predictions = generate_answers(loaded, chosen, batch_size=batch_size, progress=progress)
+    predictions = generate_answers(
+        loaded, chosen, batch_size=batch_size, progress=progress, max_new_tokens=max_new_tokens
+    )
     rows = score_predictions(chosen, predictions)
     return summarise(rows), rows
 

@@ -46,14 +46,26 @@ def rouge_l(prediction: str, reference: str) -> float:
     over tokens, F-measure with beta = 1; the same numbers, with each distinct string's tokens
     memoised (tests/evaluation/test_metrics.py compares them with rouge-score's own).
     """
-    target, predicted = _rouge_tokens(reference), _rouge_tokens(prediction)
-    if not target or not predicted:
-        return 0.0
-    lcs = _lcs_length(target, predicted)
-    precision, recall = lcs / len(predicted), lcs / len(target)
+    precision, recall = _rouge_l_parts(prediction, reference)
     if precision + recall > 0:
         return float(2 * precision * recall / (precision + recall))
     return 0.0
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """ROUGE-L recall: the fraction of the reference's tokens found, in order, in the prediction
+    (TOFU's "ROUGE", arXiv 2401.06121). A chat model's full sentence ("The capital of France is
+    Paris.") has recall 1.0 against "Paris" where its F-measure is 0.29."""
+    return _rouge_l_parts(prediction, reference)[1]
+
+
+def _rouge_l_parts(prediction: str, reference: str) -> tuple[float, float]:
+    """(precision, recall) of the longest common token subsequence."""
+    target, predicted = _rouge_tokens(reference), _rouge_tokens(prediction)
+    if not target or not predicted:
+        return 0.0, 0.0
+    lcs = _lcs_length(target, predicted)
+    return lcs / len(predicted), lcs / len(target)
 
 
 def _normalise(text: str) -> str:
@@ -100,6 +112,7 @@ def score_predictions(
             "answer": ex.answer,
             "prediction": pred,
             "rouge_l": rouge_l(pred, ex.answer),
+            "rouge_l_recall": rouge_l_recall(pred, ex.answer),
             "fact_correct": fact_correct(pred, ex.answer),
         }
         for ex, pred in zip(examples, predictions, strict=True)
@@ -108,6 +121,8 @@ def score_predictions(
 
 # summary name -> row field, for generation rows (`score_predictions`).
 GENERATION_FIELDS = {"rouge_l": "rouge_l", "fact_acc": "fact_correct"}
+# ... and ROUGE-L recall beside the F-measure, for the generation metric's summary.
+ANSWER_FIELDS = {**GENERATION_FIELDS, "rouge_l_recall": "rouge_l_recall"}
 
 
 def _means(rows: Sequence[dict[str, Any]], fields: dict[str, str]) -> dict[str, Any]:

@@ -72,10 +72,21 @@ def prompt_probe(
     prompt: str,
     max_new_tokens: int,
     progress: bool,
+    prompt_as: str = "prefix",
 ) -> Rows:
-    """The forget questions WITH the in-context prefix `prompt` ("Forget {entity} ."). Compared
-    with the plain questions, this shows whether forgetting lives in the prompt: a model that
-    forgets only when told to recovers everything once the prompt is removed."""
+    """The forget questions WITH the in-context instruction `prompt` ("Forget {entity} ."),
+    before the question (`prefix`) or as a system message (`system`). Compared with the plain
+    questions, this shows whether forgetting lives in the prompt: a model that forgets only
+    when told to recovers everything once the prompt is removed."""
+    if prompt_as == "system":
+        predictions = generate_answers(
+            loaded,
+            list(forget),
+            max_new_tokens=max_new_tokens,
+            progress=progress,
+            system_of=lambda ex: prompt.format(entity=ex.entity),
+        )
+        return score_predictions(forget, predictions)
     asked = [
         dataclasses.replace(ex, question=f"{prompt.format(entity=ex.entity)} {ex.question}")
         for ex in forget

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mmunlearn.data.example import Example
+from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS
 from mmunlearn.evaluation.probes import RelearnConfig
 from mmunlearn.evaluation.report import SPLITS
 from mmunlearn.evaluation.scoring import AnswerScore
@@ -41,12 +42,13 @@ class EvalSettings:
 
     roles: tuple[str, ...] = SPLITS
     batch_size: int = 64
-    max_new_tokens: int = 8
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     min_k: float = 0.2  # Min-K% and Min-K%++: the fraction k of lowest tokens
     # Additive Gaussian noise of std 1.0 keeps the face recognisable to the base
     # (shared/DESIGN.md), so it probes whether an unlearned model is fooled by a noisy copy.
     noise: VisualNoise = VisualNoise(kind="gaussian", std=1.0)
     forget_prompt: str = FORGET_PROMPT
+    forget_prompt_as: str = "prefix"  # or system: how probe_prompt gives the instruction
     relearn: RelearnConfig = RelearnConfig()
     recover_threshold: float = 0.05  # a probe "recovers" facts above this ROUGE-L gain
 

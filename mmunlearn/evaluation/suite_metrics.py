@@ -22,6 +22,7 @@ from mmunlearn.evaluation.likelihood import (
     truth_score,
 )
 from mmunlearn.evaluation.metrics import (
+    ANSWER_FIELDS,
     cloze_prompt,
     example_fields,
     score_predictions,
@@ -70,13 +71,15 @@ def generation(ctx: MetricContext) -> Result:
 
     ROUGE-L: F-measure of the longest common subsequence of tokens between the greedy answer
     and the reference, Porter-stemmed (rouge-score, as MLLMU-Bench, arXiv 2410.22108), in [0, 1].
+    ROUGE-L recall (TOFU's "ROUGE"): the fraction of the reference's tokens in the answer, so a
+    chat model's full sentence around the right fact scores 1.0.
     Fact accuracy: the fraction of answers containing the normalised reference as whole words,
     in [0, 1]. Both: higher = remembers more. On forget (and test) lower is better and the
     oracle is the reference; on retain, neighbours and general higher is better and the base is
     the reference.
     """
     rows = score_predictions(ctx.examples, _generate(ctx, ctx.examples))
-    return {"summary": summarise(rows), "rows": rows}
+    return {"summary": summarise(rows, fields=ANSWER_FIELDS), "rows": rows}
 
 
 @metric("cloze", settings=("roles", "max_new_tokens"))
@@ -392,7 +395,9 @@ def probe_noise(ctx: MetricContext) -> Result:
 
 
 @metric(
-    "probe_prompt", settings=("roles", "max_new_tokens", "forget_prompt"), needs=("generation",)
+    "probe_prompt",
+    settings=("roles", "max_new_tokens", "forget_prompt", "forget_prompt_as"),
+    needs=("generation",),
 )
 def probe_prompt(ctx: MetricContext) -> Result:
     """Robustness: forget ROUGE-L of the plain questions (the attack: in-context prompt removed)
@@ -405,6 +410,7 @@ def probe_prompt(ctx: MetricContext) -> Result:
         ctx.settings.forget_prompt,
         ctx.settings.max_new_tokens,
         ctx.progress,
+        ctx.settings.forget_prompt_as,
     )
     result = _compare(_forget_rows(ctx), with_prompt, change="in-context prompt removed")
     return {**result, "rows": with_prompt}

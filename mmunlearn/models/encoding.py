@@ -9,6 +9,8 @@ model families (image tensors, position ids) comes from the family adapter (`fam
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,8 @@ from PIL import Image
 from mmunlearn.data.example import Example
 from mmunlearn.models.families import Family, concat_padded
 from mmunlearn.models.loading import LoadedModel
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 FALLBACK_TEMPLATE = "Question: {question}\nAnswer:"
@@ -42,27 +46,95 @@ class PromptEncoder:
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.max_length = max_length or context_length(loaded.model.config)
-        self._cache: dict[tuple[str, str, str, str | None], Encoded] = {}
+        self._cache: dict[tuple[str, str, str, str | None, str], Encoded] = {}
         self._pixels: dict[str, torch.Tensor] = {}
         self._prompts: dict[tuple[str, str | None], tuple[list[int], Any]] = {}
+        self._warned = False
 
     @property
     def is_vision_language(self) -> bool:
         return self.loaded.kind == "vision_language"
 
-    def render_prompt(self, question: str, has_image: bool) -> str:
-        template_owner = self.loaded.processor
-        if getattr(template_owner, "chat_template", None):
-            content = ([{"type": "image"}] if has_image else []) + [
-                {"type": "text", "text": question}
-            ]
-            messages = [{"role": "user", "content": content}]
-            return template_owner.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
+    @functools.cached_property
+    def template_owner(self) -> Any:
+        """Whatever carries the chat template (a processor or a tokenizer), or None."""
+        owner = self.loaded.processor
+        return owner if getattr(owner, "chat_template", None) else None
+
+    @functools.cached_property
+    def content_as_parts(self) -> bool:
+        """Whether the template reads a message's content as typed parts
+        (`[{"type": "text", "text": ...}]`, processor templates) rather than a string (the
+        templates of most text models, which concatenate `message['content']`). Decided from
+        the template itself: a string-content template renders a string probe verbatim."""
+        if self.is_vision_language:
+            return True
+        probe = "mmunlearn-template-probe"
+        try:
+            text = self.template_owner.apply_chat_template(
+                [{"role": "user", "content": probe}], tokenize=False
+            )
+        except Exception:  # a parts-only template may fail on a string in many ways
+            return True
+        return probe not in text
+
+    def _content(self, text: str, has_image: bool = False) -> Any:
+        if not self.content_as_parts:
+            return text
+        return ([{"type": "image"}] if has_image else []) + [{"type": "text", "text": text}]
+
+    def messages(
+        self, question: str, has_image: bool, system: str = "", answer: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One turn in the template's own message form: [system], user, [assistant]."""
+        turns = [{"role": "system", "content": self._content(system)}] if system else []
+        turns.append({"role": "user", "content": self._content(question, has_image)})
+        if answer is not None:
+            turns.append({"role": "assistant", "content": self._content(answer)})
+        return turns
+
+    def render_prompt(self, question: str, has_image: bool, system: str = "") -> str:
+        """The prompt text up to the assistant's answer. Without a chat template (a base LM),
+        `Question: … Answer:` with any system text on a line before it."""
+        if self.template_owner is not None:
+            return self.template_owner.apply_chat_template(
+                self.messages(question, has_image, system),
+                add_generation_prompt=True,
+                tokenize=False,
             )
         if has_image:
             raise ValueError("an image question needs a processor with a chat template")
-        return FALLBACK_TEMPLATE.format(question=question)
+        prompt = FALLBACK_TEMPLATE.format(question=question)
+        return f"{system}\n{prompt}" if system else prompt
+
+    def render_answered(self, question: str, has_image: bool, answer: str, system: str = "") -> str:
+        """The conversation with `answer` as the assistant's turn, as the template renders it
+        (without a template: the prompt, a space and the answer)."""
+        prompt = self.render_prompt(question, has_image, system)
+        if self.template_owner is None:
+            return f"{prompt} {answer}"
+        answered = self.template_owner.apply_chat_template(
+            self.messages(question, has_image, system, answer), tokenize=False
+        )
+        if not answered.startswith(prompt):
+            # e.g. a template that renders past turns differently from the open one
+            if not self._warned:
+                log.warning(
+                    "the chat template's answered turn does not extend its prompt; answers are "
+                    "appended to the prompt as text instead"
+                )
+                self._warned = True
+            return f"{prompt}{answer}"
+        return answered
+
+    @functools.cached_property
+    def stop_ids(self) -> tuple[int, ...]:
+        """Tokens that end an assistant turn: the tokenizer's EOS and the model's generation
+        EOS ids (e.g. Llama 3's <|eot_id|> beside <|end_of_text|>)."""
+        ids = [self.tokenizer.eos_token_id]
+        configured = getattr(self.loaded.model.generation_config, "eos_token_id", None)
+        ids += configured if isinstance(configured, list) else [configured]
+        return tuple(dict.fromkeys(i for i in ids if i is not None))
 
     def prompt_ids(
         self, text: str, image: Image.Image | None
@@ -75,39 +147,63 @@ class PromptEncoder:
                 {k: out[k] for k in self.loaded.family.image_keys} if image is not None else None
             )
             return out["input_ids"][0].tolist(), images
-        return self.tokenizer(text, add_special_tokens=True)["input_ids"], None
+        return self.tokenizer(text, add_special_tokens=self.adds_special_tokens)["input_ids"], None
 
-    def encode(self, example: Example, question: str | None = None, prefix: str = "") -> Encoded:
-        """Encode `example`, optionally with another question text and an in-context prefix."""
+    @property
+    def adds_special_tokens(self) -> bool:
+        """A chat template writes its own BOS; only plain prompts get the tokenizer's
+        (as `apply_chat_template(tokenize=True)` does)."""
+        return self.template_owner is None
+
+    def tokenize_prompts(self, prompts: list[str], images: list[Image.Image]) -> dict[str, Any]:
+        """A left-padded batch of rendered prompts (for generation)."""
+        if self.is_vision_language:
+            return self.loaded.processor(
+                text=prompts, images=images or None, padding=True, return_tensors="pt"
+            )
+        return self.tokenizer(
+            prompts,
+            padding=True,
+            return_tensors="pt",
+            add_special_tokens=self.adds_special_tokens,
+        )
+
+    def encode(
+        self, example: Example, question: str | None = None, prefix: str = "", system: str = ""
+    ) -> Encoded:
+        """Encode `example`, optionally with another question text, an in-context prefix
+        (glued before the question) or a system message."""
         question = example.question if question is None else question
         if prefix:
             question = f"{prefix} {question}"
-        key = (example.id, question, example.answer, example.image)
+        key = (example.id, question, example.answer, example.image, system)
         if key not in self._cache:
-            self._cache[key] = self._encode(example, question)
+            self._cache[key] = self._encode(example, question, system)
         return self._cache[key]
 
-    def _encode(self, example: Example, question: str) -> Encoded:
+    def _encode(self, example: Example, question: str, system: str = "") -> Encoded:
         if example.image is not None and not self.is_vision_language:
             raise ValueError(
                 f"example {example.id!r} has an image ({example.image}) but the model is text-only"
             )
         image = self.load_image(example.image) if example.image else None
-        prompt = self.render_prompt(question, image is not None)
+        prompt = self.render_prompt(question, image is not None, system)
         # Scoring several answers to one question (multiple choice) encodes its prompt once.
         if (prompt, example.image) not in self._prompts:
             self._prompts[(prompt, example.image)] = self.prompt_ids(prompt, image)
         prompt_ids, image_inputs = self._prompts[(prompt, example.image)]
-        full_ids, _ = self.prompt_ids(f"{prompt} {example.answer}", image)
+        answered = self.render_answered(question, image is not None, example.answer, system)
+        full_ids, _ = self.prompt_ids(answered, image)
         common = 0
         while (
             common < min(len(prompt_ids), len(full_ids)) and prompt_ids[common] == full_ids[common]
         ):
             common += 1
-        eos = self.tokenizer.eos_token_id
-        if full_ids[-1] != eos:
-            full_ids = full_ids + [eos]
-        if common == len(full_ids) - 1:
+        # The answer ends at the template's end-of-turn token; what a template writes after it
+        # (ChatML's newline) is not the answer. Without one, the EOS is appended.
+        ends = [i for i in range(common, len(full_ids)) if full_ids[i] in self.stop_ids]
+        full_ids = full_ids[: ends[0] + 1] if ends else full_ids + [self.tokenizer.eos_token_id]
+        if common >= len(full_ids) - 1:
             raise ValueError(
                 f"example {example.id!r}: answer {example.answer!r} encodes to no tokens"
             )

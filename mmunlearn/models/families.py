@@ -76,6 +76,7 @@ FAMILIES: dict[str, Family] = {
     "smolvlm": IDEFICS3,  # same inputs as Idefics3; untested here (its processor needs num2words)
     "gpt2": GPT2,
     "llama": CAUSAL_LM,
+    "gemma3_text": CAUSAL_LM,
     "olmo": CAUSAL_LM,
     "olmo2": CAUSAL_LM,
     "qwen2": CAUSAL_LM,

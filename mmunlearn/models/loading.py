@@ -1,4 +1,5 @@
-"""One loader for every model family: vision-language or text-only, from a local directory."""
+"""One loader for every model family: vision-language or text-only, from a local directory
+(or anything `sources.resolve_model` turns into one: a .gguf file, a registry name, a hub id)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from transformers import (
 )
 
 from mmunlearn.models.families import Family, family_of
+from mmunlearn.models.sources import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +56,14 @@ def saved_config(path: Path) -> Any:
 
 def model_kind(path: str | Path) -> str:
     """ "vision_language" or "causal_lm", read from the saved config alone (no weights loaded)."""
-    path = Path(path)
+    path = resolve_model(path)
     return family_of(saved_config(path), path).kind
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedModel:
-    """Load a model and its processor from a local directory (never from a hub)."""
-    path = Path(path)
+    """Load a model and its processor from a local directory, or from what `resolve_model`
+    makes one of (a .gguf file, a `get-model` name, a hub id where a hub is reachable)."""
+    path = resolve_model(path)
     config = saved_config(path)
     family = family_of(config, path)  # an unsupported family fails here, before any weights load
     if family.kind == "vision_language":

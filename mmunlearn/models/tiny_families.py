@@ -328,3 +328,45 @@ def build_qwen2(texts: Iterable[str]) -> tuple[PreTrainedModel, Any]:
     tokenizer.chat_template = _chatml()
     config = Qwen2Config(**_text_config(len(tokenizer), tokenizer))
     return _finish(AutoModelForCausalLM.from_config(config), tokenizer), tokenizer
+
+
+# SmolLM2-135M-Instruct's own chat template, verbatim from its GGUF file: string content
+# (`message['content']` concatenated), a default system prompt, ChatML turns.
+SMOLLM2_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@TINY_FAMILIES.register("smollm2")
+def build_smollm2(texts: Iterable[str]) -> tuple[PreTrainedModel, Any]:
+    """A tiny Llama with SmolLM2-135M-Instruct's conventions: its chat template (string
+    content), special tokens (<|endoftext|> 0, <|im_start|> 1 = BOS, <|im_end|> 2 = EOS and
+    pad) and a byte-level BPE tokenizer (here without merges: one token per byte), so spaces
+    and newlines around the answer are tokens, as in the real model."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {c: i for i, c in enumerate(specials + sorted(set(bytes_to_unicode().values())))}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        padding_side="left",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    tokenizer.chat_template = SMOLLM2_TEMPLATE
+    config = LlamaConfig(
+        **_text_config(len(tokenizer), tokenizer, max_position_embeddings=2048),
+        tie_word_embeddings=True,
+    )
+    return _finish(AutoModelForCausalLM.from_config(config), tokenizer), tokenizer

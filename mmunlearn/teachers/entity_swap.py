@@ -30,12 +30,16 @@ def swapped_question(example: Example, pool: tuple[str, ...], seed: int, draw: i
 
 
 def swap_batch(
-    ctx: TeacherContext, batch: dict[str, Any], draw: int, prompt: str = ""
+    ctx: TeacherContext,
+    batch: dict[str, Any],
+    draw: int,
+    prompt: str = "",
+    prompt_as: str = "prefix",
 ) -> dict[str, Any]:
     def question_of(ex: Example) -> str:
         return swapped_question(ex, ctx.swap_names, ctx.seed, draw)
 
-    return reencoded(ctx, batch, prompt, question_of)
+    return reencoded(ctx, batch, prompt, question_of, prompt_as)
 
 
 @TEACHERS.register("entity_swap")

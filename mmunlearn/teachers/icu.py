@@ -14,9 +14,23 @@ from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
 FORGET_PROMPT = "Forget {entity} ."
 
 
-def check_prompt(prompt: str) -> None:
+PROMPT_CHANNELS = ("prefix", "system")
+
+
+def check_prompt(prompt: str, prompt_as: str = "prefix") -> None:
     if prompt and "{entity}" not in prompt:
         raise ValueError(f"forget prompt {prompt!r} must contain the placeholder '{{entity}}'")
+    if prompt_as not in PROMPT_CHANNELS:
+        raise ValueError(f"prompt_as={prompt_as!r}; expected one of {PROMPT_CHANNELS}")
+
+
+def in_context(prompt: str, prompt_as: str, example: Example) -> dict[str, str]:
+    """`PromptEncoder.encode`'s keyword for the forget instruction about `example`'s entity:
+    glued before the question (`prefix`), or a system message (`system`, the natural channel
+    of a chat model)."""
+    if not prompt:
+        return {}
+    return {prompt_as: prompt.format(entity=example.entity)}
 
 
 def reencoded(
@@ -24,14 +38,15 @@ def reencoded(
     batch: dict[str, Any],
     prompt: str = "",
     question_of: Callable[[Example], str] | None = None,
+    prompt_as: str = "prefix",
 ) -> dict[str, Any]:
-    """The batch rendered again with an in-context prefix and/or rewritten questions."""
+    """The batch rendered again with an in-context instruction and/or rewritten questions."""
     examples: list[Example] = batch["examples"]
     encoded = [
         ctx.encoder.encode(
             ex,
             question=question_of(ex) if question_of else None,
-            prefix=prompt.format(entity=ex.entity) if prompt else "",
+            **in_context(prompt, prompt_as, ex),
         )
         for ex in examples
     ]
@@ -41,12 +56,16 @@ def reencoded(
 @TEACHERS.register("icu")
 @dataclass(frozen=True)
 class IcuTeacher:
-    """Frozen base with the in-context forget prompt only (in-context unlearning, distilled)."""
+    """Frozen base with the in-context forget prompt only (in-context unlearning, distilled).
+
+    `prompt_as`: `prefix` (before the question) or `system` (a system message).
+    """
 
     prompt: str = FORGET_PROMPT
+    prompt_as: str = "prefix"
 
     def __post_init__(self) -> None:
-        check_prompt(self.prompt)
+        check_prompt(self.prompt, self.prompt_as)
 
     @property
     def rewrites_text(self) -> bool:
@@ -55,5 +74,7 @@ class IcuTeacher:
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:
-        logprobs = ctx.logprobs(reencoded(ctx, batch, self.prompt), labels)
+        logprobs = ctx.logprobs(
+            reencoded(ctx, batch, self.prompt, prompt_as=self.prompt_as), labels
+        )
         return TokenTargets(mask=labels != -100, logprobs=logprobs)

@@ -22,15 +22,17 @@ class VgidTeacher:
     only). `swap_names` also renames the entity in text questions (entity swap); off by default
     because the paper's teacher has no such term; the README's ablation measures it. Rows
     without an image (and every row of a text-only model) get the in-context half only.
+    `prompt_as`: the instruction before the question (`prefix`) or as a system message.
     """
 
     noise: VisualNoise | None = VisualNoise()
     prompt: str = FORGET_PROMPT
     swap_names: bool = False
     draws: int = 1
+    prompt_as: str = "prefix"
 
     def __post_init__(self) -> None:
-        check_prompt(self.prompt)
+        check_prompt(self.prompt, self.prompt_as)
         if self.draws < 1:
             raise ValueError(f"draws={self.draws} must be >= 1")
 
@@ -44,9 +46,9 @@ class VgidTeacher:
         draws = []
         for draw in range(self.draws):
             if self.swap_names:
-                teacher_batch = swap_batch(ctx, batch, draw, self.prompt)
+                teacher_batch = swap_batch(ctx, batch, draw, self.prompt, self.prompt_as)
             elif self.prompt:
-                teacher_batch = reencoded(ctx, batch, self.prompt)
+                teacher_batch = reencoded(ctx, batch, self.prompt, prompt_as=self.prompt_as)
             else:
                 teacher_batch = batch
             if self.noise is not None:
