@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from mmunlearn.data.corpus import load_corpus_examples
 from mmunlearn.data.example import Example
 from mmunlearn.losses.divergences import build_loss, reduce_tokens
 from mmunlearn.registry import Registry
@@ -116,7 +117,9 @@ class Method:
     terms (odd steps), each its own step (the VGID authors' loop). `steps`: a phase's fixed step
     count (0: an even share of what the fixed phases leave). `keep_as`: the phase trains a copy
     of the model and keeps it, frozen, as the named teacher model of later phases (WHP's
-    reinforced model) instead of continuing from it.
+    reinforced model) instead of continuing from it. `rows`: rows that replace the run's rows
+    of their role while this method (phase) trains, e.g. WHP's reinforce phase on passages of
+    a forget corpus as `forget` rows; the run's data, later phases and evaluation never see them.
     """
 
     name: str
@@ -128,10 +131,14 @@ class Method:
     alternate: bool = False
     steps: int = 0
     keep_as: str = ""
+    rows: dict[str, tuple[Example, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.steps < 0:
             raise ValueError(f"method {self.name!r}: steps={self.steps} must be >= 0")
+        empty = [role for role, rows in self.rows.items() if not rows]
+        if empty:
+            raise ValueError(f"method {self.name!r}: rows for role(s) {empty} are empty")
 
     @property
     def batch_roles(self) -> tuple[str, ...]:
@@ -389,15 +396,27 @@ def whp(
     """Phase 1 fine-tunes a copy of the base on the forget answers (the reinforced model, kept
     frozen); phase 2 trains the base toward the whp teacher's generic predictions on forget
     (hard: cross-entropy on their argmax; `teacher.hard=false`: forward KL to their softmax).
-    No retain term, as in the paper; `retain_weight` is unused."""
+    No retain term, as in the paper; `retain_weight` is unused.
+
+    With `teacher.corpus=<text file>` phase 1 is the paper's document-level reinforcement: its
+    `forget` rows are the file's passages (`mmunlearn.data.corpus`: first sentence as prompt,
+    the rest as answer, `meta.kind="document"`), given to that phase alone through
+    `Method.rows`; phase 2 and evaluation keep the run's forget QA rows. The engine needs no
+    document mode: a passage is an ordinary row to the sampler, collator and loss."""
     whp_teacher = build_teacher(merged({"name": "whp"}, teacher))
+    documents = (
+        {"forget": tuple(load_corpus_examples(whp_teacher.corpus, whp_teacher.passage_words))}
+        if whp_teacher.corpus
+        else {}
+    )
     reinforce = Method(
         "whp/reinforce",
-        "NLL on the forget answers, on a copy of the base",
+        f"NLL on the forget {'corpus passages' if documents else 'answers'}, on a copy of the base",
         "",
         (Term("forget", build_teacher("labels"), build_loss("cross_entropy")),),
         steps=whp_teacher.reinforce_steps,
         keep_as=whp_teacher.reinforced,
+        rows=documents,
     )
     default_loss = "cross_entropy" if whp_teacher.hard else "forward_kl"
     unlearn = Method(

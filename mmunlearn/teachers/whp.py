@@ -121,6 +121,9 @@ class WhpTeacher:
     the softmax of v_generic (KL). anchors: a JSON/YAML file of anchored terms; empty: each
     entity's name → a seeded unseen name (the run's name pool). reinforce_steps: steps of the
     reinforce phase (0: an even share of the budget). reinforced: the frozen model's name.
+    corpus: a plain-text file of the forget documents (the paper's setting: the books); the
+    reinforce phase then trains on its passages of about `passage_words` words
+    (`mmunlearn.data.corpus`) instead of the forget QA rows; empty: on the forget QA rows.
     """
 
     alpha: float = 5.0
@@ -128,6 +131,8 @@ class WhpTeacher:
     anchors: str = ""
     reinforce_steps: int = 0
     reinforced: str = "reinforced"
+    corpus: str = ""
+    passage_words: int = 64
     rewrites_text: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -137,6 +142,17 @@ class WhpTeacher:
             raise ValueError(f"whp reinforce_steps={self.reinforce_steps} must be >= 0")
         if not self.reinforced:
             raise ValueError("whp reinforced='' must name the reinforced model")
+        if self.passage_words < 2:
+            raise ValueError(f"whp passage_words={self.passage_words} must be >= 2")
+        if self.corpus:
+            file = Path(self.corpus)
+            if not file.is_file():
+                raise ValueError(
+                    f"whp teacher.corpus={self.corpus!r}: file not found (a plain-text file of "
+                    "the documents to forget)"
+                )
+            if not file.read_text(encoding="utf-8").strip():
+                raise ValueError(f"whp teacher.corpus={self.corpus!r}: the file is empty")
 
     def translated(self, ctx: TeacherContext, example: Example) -> Example:
         anchors = (

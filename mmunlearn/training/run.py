@@ -109,6 +109,11 @@ def train(
         return train_phases(
             loaded, method, by_role, config, output_dir, swap_names, progress, eval_examples, resume
         )
+    for role, rows in method.rows.items():
+        log.info(
+            "%s: %d rows of its own in place of the run's %r rows", method.name, len(rows), role
+        )
+    by_role = {**by_role, **{role: list(rows) for role, rows in method.rows.items()}}
     if config.bf16 and not torch.cuda.is_available():
         raise ValueError(
             "train.bf16=true needs a CUDA GPU and none is available; set train.bf16=false"

@@ -8,7 +8,9 @@ the data and the recipe, so a second run skips training.
 
 A `PretrainConfig` with a `TinyCausalLMConfig` trains a text-only causal LM (GPT-2- or
 Llama-style) instead, on the world's text records (a world saved with `world.text_only`);
-everything else is the same.
+everything else is the same. With a `PretrainedLM` it fine-tunes a real pretrained LM on them
+(TOFU's and MLLMU-Bench's protocol: the target model memorises fictitious people it could not
+have known, the oracle the same without the forget people), in the LM's own chat template.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from mmunlearn.data.splits import group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.losses.objective import build_method
 from mmunlearn.models.encoding import FALLBACK_TEMPLATE
-from mmunlearn.models.loading import LoadedModel
+from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.models.sources import resolve_model
 from mmunlearn.models.tiny import (
     CAUSAL_FAMILIES,
     TinyCausalLMConfig,
@@ -49,6 +52,21 @@ TRAINED_ROLES = ("forget", "retain", "neighbor", "practice", "general")
 
 
 @dataclass(frozen=True)
+class PretrainedLM:
+    """A real pretrained causal LM to fine-tune on the world's text rows: `source` is anything
+    `--model` takes (a folder, a .gguf file, a `get-model` name); LoRA (merged when saved) or
+    full fine-tuning."""
+
+    source: str
+    lora: bool = True
+    lora_rank: int = 16
+
+    @property
+    def family(self) -> str:
+        return "pretrained"
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """How a world's base and oracle are trained from scratch: a tiny LLaVA (`TinyLlavaConfig`)
     or a text-only causal LM (`TinyCausalLMConfig`). Defaults measured on a 2-core CPU."""
@@ -58,11 +76,13 @@ class PretrainConfig:
     batch_size: int = 64
     warmup_steps: int = 50
     seed: int = 0
-    model: TinyLlavaConfig | TinyCausalLMConfig = field(default_factory=TinyLlavaConfig)
+    model: TinyLlavaConfig | TinyCausalLMConfig | PretrainedLM = field(
+        default_factory=TinyLlavaConfig
+    )
 
     @property
     def is_text(self) -> bool:
-        return isinstance(self.model, TinyCausalLMConfig)
+        return isinstance(self.model, TinyCausalLMConfig | PretrainedLM)
 
 
 TEXT_STEPS = 600  # a text model memorises the world's text records in fewer steps (README)
@@ -79,6 +99,20 @@ def pretrain_config(family: str, seed: int = 0, **sizes: int) -> PretrainConfig:
         raise ValueError(f"model family {family!r}; expected one of {MODEL_FAMILIES}")
     sizes.setdefault("steps", TEXT_STEPS)
     return PretrainConfig(seed=seed, model=TinyCausalLMConfig(family=family), **sizes)
+
+
+# Fine-tuning SmolLM2-135M-Instruct with LoRA (rank 16) on a 12-person text world (README,
+# "Real models"): lr, batch and steps chosen by measurement on the 2-core CPU.
+PRETRAINED_RECIPE = {"steps": 150, "lr": 1e-3, "batch_size": 16, "warmup_steps": 10}
+
+
+def pretrained_config(
+    source: str, seed: int = 0, lora: bool = True, **sizes: int
+) -> PretrainConfig:
+    """The recipe for fine-tuning the real LM `source` on a world (`sizes` overrides steps,
+    batch_size, lr)."""
+    recipe = {**PRETRAINED_RECIPE, **sizes}
+    return PretrainConfig(seed=seed, model=PretrainedLM(source, lora=lora), **recipe)
 
 
 def with_question(
@@ -172,6 +206,9 @@ def world_model(
     recipe = {"which": which, "recipe": RECIPE_VERSION, "config": dataclasses.asdict(config)}
     if text:  # LLaVA recipes keep their original hash (and their cached models)
         recipe["family"] = config.model.family
+    if isinstance(config.model, PretrainedLM):
+        source = resolve_model(config.model.source)
+        recipe["weights"] = weights_identity(source)
     key = hashlib.sha256((data_hash(world_dir) + json.dumps(recipe, sort_keys=True)).encode())
     prefix = f"{which}-{config.model.family}" if text else which
     out = Path(cache_dir) / f"{prefix}-{key.hexdigest()[:16]}"
@@ -181,7 +218,10 @@ def world_model(
     examples = load_examples(world_dir)
     extra = list(load_world_meta(world_dir).get("unused_names", []))
     torch.manual_seed(config.seed)  # the initial weights too: one seed, one model
-    if text:
+    if isinstance(config.model, PretrainedLM):
+        examples = [ex for ex in examples if ex.image is None]
+        loaded = load_model(source)
+    elif text:
         examples = [ex for ex in examples if ex.image is None]
         tokenizer = build_word_tokenizer(vocabulary_texts(examples, [*extra, FALLBACK_TEMPLATE]))
         loaded = LoadedModel(build_tiny_causal_lm(tokenizer, config.model), tokenizer, "causal_lm")
@@ -199,8 +239,13 @@ def world_model(
         warmup_steps=config.warmup_steps,
         scheduler="cosine",
         weight_decay=0.0,
-        logging_steps=100,
+        logging_steps=100 if not isinstance(config.model, PretrainedLM) else 10,
         seed=config.seed,
+        **(
+            {"lora": config.model.lora, "lora_rank": config.model.lora_rank, "lora_alpha": 32}
+            if isinstance(config.model, PretrainedLM)
+            else {}
+        ),
     )
     train(
         loaded,
@@ -212,3 +257,16 @@ def world_model(
         progress=progress,
     )
     return out / "model"
+
+
+def weights_identity(folder: Path) -> str:
+    """What identifies a checkpoint's weights for the cache key: the GGUF file's SHA-256 it was
+    converted from, else a hash of its weight files' names, sizes and modification times."""
+    source = folder / "source.json"
+    if source.is_file():
+        return json.loads(source.read_text())["sha256"]
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()

@@ -44,3 +44,26 @@ def test_one_seed_trains_one_model(world_dir, tmp_path):
         weights.append(load_file(str(path / "model.safetensors")))
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+def test_a_pretrained_lm_is_fine_tuned_on_the_world_with_lora_and_cached(
+    world_dir, examples, tmp_path
+):
+    """`train-base --language-model`: the given checkpoint (here a tiny Llama with SmolLM2's
+    chat template) fine-tuned with LoRA, merged, in its own template; the cache key follows
+    the source's weights."""
+    from mmunlearn.testing import tiny_family
+    from mmunlearn.training.world_models import pretrained_config
+
+    source = tmp_path / "lm"
+    tiny_family("smollm2", examples).save(source)
+    config = pretrained_config(str(source), steps=2, batch_size=2)
+    path = world_model(world_dir, "base", tmp_path / "cache", config, progress=False)
+    assert path.parent.name.startswith("base-pretrained-")
+    loaded = load_model(path)
+    assert loaded.model.config.model_type == "llama"
+    assert not any("lora" in name for name, _ in loaded.model.named_parameters())  # merged
+    assert loaded.tokenizer.chat_template == load_model(source).tokenizer.chat_template
+    assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) == path
+    tiny_family("smollm2", examples, seed=1).save(source)  # other weights, same folder
+    assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) != path

@@ -1,0 +1,251 @@
+"""Forget a subject a real LM learned in pretraining, keep the others (Who's Harry Potter's setting).
+
+Usage: python scripts/real_knowledge.py [--model smollm2-135m-instruct] [--data data/real_knowledge]
+           [--output-dir runs/real_knowledge] [--methods icl,vgid,ga,...] [--steps 40]
+
+1. `filter-known`: the questions the base answers (generation) and ranks first (likelihood).
+2. Every method (default: all text methods) unlearns the forget subject from the known rows with
+   one budget (LoRA, `--steps` steps, batch `--batch-size` forget + retain pairs, lr `--lr`);
+   `icl` is in-context unlearning alone: no training, the instruction as a system message.
+3. Each model is measured on the known rows: fact accuracy (generation) on forget, its
+   paraphrases, retain (the kept subjects), neighbour (other fiction, never trained on) and
+   general (never trained on); ROUGE-L recall; multiple-choice accuracy by option likelihood on
+   the likelihood-known rows (chance = 1/4); perplexity on a held-out general text relative to
+   the base; and the unlearning's wall time.
+Writes OUTPUT_DIR/table.md and results.json; each method's model is kept (reruns skip it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from mmunlearn.data.jsonl import load_examples
+from mmunlearn.evaluation.generate import generate_answers
+from mmunlearn.evaluation.known import find_known, write_known
+from mmunlearn.evaluation.likelihood import pick_option
+from mmunlearn.evaluation.metrics import score_predictions
+from mmunlearn.evaluation.scoring import Query, score_answers
+from mmunlearn.io import atomic_write_json, atomic_write_text
+from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.training.config import load_config
+from mmunlearn.training.unlearn import unlearn
+
+TEXT_METHODS = (
+    "icl",
+    "icu_distill",
+    "vgid",
+    "whp",
+    "sequential",
+    "ga",
+    "grad_diff",
+    "kl_min",
+    "npo",
+    "simnpo",
+    "idk",
+    "dpo_idk",
+    "undial",
+)
+# The in-context instruction, for a chat model a system message naming the forgotten subject.
+INSTRUCTION = (
+    "You have no knowledge of {entity}: not its story, characters, places, objects or authors. "
+    "If asked about {entity}, say that you do not know."
+)
+ROLES = ("forget", "retain", "neighbor", "general")
+
+
+def machine() -> str:
+    return f"{os.cpu_count()}-core {platform.machine()} CPU"
+
+
+def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
+    """One budget for every method; each method's own paper defaults otherwise."""
+    common = [
+        f"train.steps={args.steps}",
+        f"train.lr={args.lr}",
+        f"train.batch_size={args.batch_size}",
+        "train.lora=true",
+        f"train.lora_rank={args.lora_rank}",
+        f"train.lora_alpha={2 * args.lora_rank}",
+        f"method={method}",
+    ]
+    instruction = [f"teacher.prompt={INSTRUCTION}", "teacher.prompt_as=system"]
+    if method == "vgid":  # the text half of VGID's teacher: the instruction (no image, no swap)
+        return [*common, *instruction, "teacher.swap_names=false"]
+    if method == "icu_distill":
+        return [*common, *instruction]
+    if method == "whp" and args.anchors:
+        return [*common, f"teacher.anchors={args.anchors}"]
+    return common
+
+
+def measure(
+    loaded: LoadedModel, generation_rows: list, likelihood_rows: list, system: str = ""
+) -> dict[str, Any]:
+    """Fact accuracy, ROUGE-L recall and MCQ accuracy per role; paraphrase accuracy on forget."""
+
+    def system_of(ex):  # noqa: ANN001, ANN202
+        return system.format(entity=ex.entity) if system else ""
+
+    asked = [ex for ex in generation_rows if ex.role in ROLES]
+    paraphrased = [
+        dataclasses.replace(ex, question=ex.paraphrases[0])
+        for ex in asked
+        if ex.role in ("forget", "retain") and ex.paraphrases
+    ]
+    predictions = generate_answers(
+        loaded, asked + paraphrased, batch_size=32, progress=False, system_of=system_of
+    )
+    rows = score_predictions(asked + paraphrased, predictions)
+    out: dict[str, Any] = {}
+    for i, row in enumerate(rows):
+        key = row["role"] + ("_para" if i >= len(asked) else "")
+        out.setdefault(key, []).append(row)
+    result = {
+        key: {
+            "fact_acc": fmean(float(r["fact_correct"]) for r in group),
+            "rouge_l_recall": fmean(r["rouge_l_recall"] for r in group),
+            "n": len(group),
+        }
+        for key, group in out.items()
+    }
+    # option likelihood is scored without a system message, so `icl` has no MCQ column
+    result["mcq"] = {} if system else mcq(loaded, likelihood_rows)
+    result["predictions"] = rows
+    return result
+
+
+def mcq(loaded: LoadedModel, rows: list) -> dict[str, Any]:
+    queries = [Query(ex, option) for ex in rows for option in ex.options]
+    scores = iter(score_answers(loaded, queries, 32, False))
+    by_role: dict[str, list[float]] = {}
+    for ex in rows:
+        means = [next(scores).mean_logprob for _ in ex.options]
+        right = ex.options[pick_option(means)] == ex.answer
+        by_role.setdefault(ex.role, []).append(float(right))
+    return {role: {"acc": fmean(v), "n": len(v)} for role, v in by_role.items()}
+
+
+def perplexity(loaded: LoadedModel, text_file: Path) -> float | None:
+    try:
+        from mmunlearn.evaluation.fluency import text_perplexity
+    except ImportError:
+        return None
+    return text_perplexity(loaded, text_file.read_text(encoding="utf-8"))["perplexity"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--data", default="data/real_knowledge")
+    parser.add_argument("--output-dir", default="runs/real_knowledge")
+    parser.add_argument("--methods", default=",".join(TEXT_METHODS))
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument("--anchors", default="data/real_knowledge/anchors/harry_potter.json")
+    parser.add_argument("--fluency-text", default="data/real_knowledge/corpus/general_heldout.txt")
+    args = parser.parse_args()
+    out = Path(args.output_dir)
+    known_dir = out / "known"
+    base = load_model(args.model)
+    if not (known_dir / "known.json").is_file():
+        write_known(find_known(base, load_examples(args.data), progress=False), known_dir)
+    known = json.loads((known_dir / "known.json").read_text())
+    generation_rows = load_examples(known_dir / "generation")
+    likelihood_rows = load_examples(known_dir / "likelihood")
+    fluency_text = Path(args.fluency_text)
+
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+
+    def record(name: str, loaded: LoadedModel, seconds: float | None, system: str = "") -> None:
+        begin = time.perf_counter()
+        result = measure(loaded, generation_rows, likelihood_rows, system)
+        result["perplexity"] = perplexity(loaded, fluency_text) if fluency_text.is_file() else None
+        result["unlearn_s"] = seconds
+        result["eval_s"] = round(time.perf_counter() - begin, 1)
+        atomic_write_text(
+            out / "predictions" / f"{name}.jsonl",
+            "".join(json.dumps(r) + "\n" for r in result.pop("predictions")),
+        )
+        results[name] = result
+        atomic_write_json(results_path, results)
+        print(name, json.dumps({k: v for k, v in result.items() if k != "mcq"}), flush=True)
+
+    if "base" not in results:
+        record("base", base, None)
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        if method in results:
+            continue
+        if method == "icl":
+            record("icl", base, 0.0, system=INSTRUCTION)
+            continue
+        config = load_config(None, method_overrides(method, args))
+        begin = time.perf_counter()
+        path = unlearn(args.model, known_dir / "generation", config, out / method, progress=False)
+        seconds = round(time.perf_counter() - begin, 1)
+        record(method, load_model(path), seconds)
+    write_table(out, results, known, args)
+
+
+def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace) -> None:
+    base_ppl = results["base"].get("perplexity")
+    header = [
+        "method",
+        "forget acc",
+        "forget para acc",
+        "forget ROUGE-L recall",
+        "retain acc",
+        "other fiction acc",
+        "general acc",
+        "forget MCQ",
+        "retain MCQ",
+        "ppl / base",
+        "unlearn s",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, r in results.items():
+
+        def cell(key: str, field: str = "fact_acc", r: dict = r) -> str:
+            return f"{r[key][field]:.2f}" if key in r else "–"
+
+        mcq = r.get("mcq", {})
+        ppl = r.get("perplexity")
+        row = [
+            name,
+            cell("forget"),
+            cell("forget_para"),
+            cell("forget", "rouge_l_recall"),
+            cell("retain"),
+            cell("neighbor"),
+            cell("general"),
+            f"{mcq['forget']['acc']:.2f}" if "forget" in mcq else "–",
+            f"{mcq['retain']['acc']:.2f}" if "retain" in mcq else "–",
+            f"{ppl / base_ppl:.3f}" if ppl and base_ppl else "–",
+            f"{r['unlearn_s']:.0f}" if r.get("unlearn_s") is not None else "–",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    counts = {t: known[t]["by_role"] for t in ("asked", "generation", "likelihood")}
+    footer = [
+        "",
+        f"Known rows (asked / by generation / by likelihood): {json.dumps(counts)}",
+        f"Model {args.model}; LoRA rank {args.lora_rank}, {args.steps} steps, lr {args.lr}, "
+        f"batch {args.batch_size} forget + {args.batch_size} retain; "
+        f"{datetime.date.today()}, {machine()}; `python scripts/real_knowledge.py`.",
+    ]
+    atomic_write_text(out / "table.md", "\n".join(lines + footer) + "\n")
+    print("\n".join(lines + footer))
+
+
+if __name__ == "__main__":
+    main()
