@@ -159,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="llava (default), or a text-only gpt2/llama trained on the world's text rows",
     )
     base.add_argument(
+        "--language-model",
+        help="fine-tune this real pretrained LM on the world's text rows instead of training a "
+        "tiny model from scratch (a folder, a .gguf file or a `get-model` name); "
+        "TOFU's protocol on a real LM",
+    )
+    base.add_argument(
+        "--full",
+        action="store_true",
+        help="with --language-model: full fine-tuning instead of LoRA (merged when saved)",
+    )
+    base.add_argument(
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
     )
 
@@ -226,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="prefix",
         help="how probe_prompt gives the forget instruction: before the question (default) or "
         "as a system message (for chat models)",
+    )
+    ev.add_argument(
+        "--fluency-text",
+        default="",
+        metavar="PATH",
+        help="a held-out general text (UTF-8, e.g. data/real_knowledge/corpus/"
+        "general_heldout.txt) for the fluency metric: each model's perplexity on it, read as "
+        "plain text in chunks of 128 tokens, and its ratio to the model named 'base' "
+        "(above ~1.1x = fluency lost); without it, fluency is reported missing",
     )
 
     known = sub.add_parser(
@@ -400,11 +420,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the world to {args.output_dir}")
     elif args.command == "train-base":
         from mmunlearn.io import default_cache_dir
-        from mmunlearn.training.world_models import pretrain_config, world_model
+        from mmunlearn.training.world_models import (
+            pretrain_config,
+            pretrained_config,
+            world_model,
+        )
 
         cache = args.cache_dir or default_cache_dir()
         steps = {"steps": args.steps} if args.steps else {}
-        config = pretrain_config(args.model_family, args.seed, **steps)
+        if args.language_model:
+            config = pretrained_config(args.language_model, args.seed, not args.full, **steps)
+        else:
+            config = pretrain_config(args.model_family, args.seed, **steps)
         path = world_model(args.data, args.which, cache, config)
         print(path)
     elif args.command == "get-model":
@@ -457,6 +484,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         roles=_split(args.splits),
         max_new_tokens=args.max_new_tokens,
         forget_prompt_as=args.prompt_as,
+        fluency_text=args.fluency_text,
     )
     report = evaluate_models(
         models,

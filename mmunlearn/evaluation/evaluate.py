@@ -81,11 +81,13 @@ def evaluate_models(
             write_predictions(
                 results[name]["generation"]["rows"], output_dir / "predictions" / f"{name}.jsonl"
             )
-    summaries = {
-        name: r["generation"]["summary"]
-        for name, r in results.items()
-        if "summary" in r.get("generation", {})
-    }
+    # methods[name]: the generation summary per split, and fluency's perplexity beside them
+    summaries = {}
+    for name, r in results.items():
+        summary = {**r.get("generation", {}).get("summary", {})}
+        summary.update(r.get("fluency", {}).get("summary", {}))
+        if summary:
+            summaries[name] = summary
     meta = {
         "data": str(data),
         "models": {name: str(path) for name, path in models.items()},

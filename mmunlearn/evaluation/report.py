@@ -292,6 +292,8 @@ def render_metrics(metrics: dict[str, dict]) -> list[str]:
             )
         lines.append("")
 
+    lines += _render_fluency(metrics)
+
     notes = [
         f"- {name} {metric}: missing: {result['missing']}"
         for name, results in metrics.items()
@@ -301,6 +303,35 @@ def render_metrics(metrics: dict[str, dict]) -> list[str]:
     if notes:
         lines += ["## Missing references", "", *notes, ""]
     return lines
+
+
+FLUENCY_LIMIT = 1.1  # perplexity above this multiple of the base's: fluency lost
+
+
+def _render_fluency(metrics: dict[str, dict]) -> list[str]:
+    """Perplexity on the held-out text per method, and its ratio to the method named "base"."""
+    scores = {
+        name: _get(results, "fluency", "summary", "fluency") for name, results in metrics.items()
+    }
+    if not any(scores.values()):
+        return []  # not asked for, or missing everywhere (the notes say why)
+    base = (scores.get("base") or {}).get("perplexity")
+    rows = []
+    for name, score in scores.items():
+        if not score:
+            rows.append([name, _metric_cell(metrics[name], "fluency"), MISSING, MISSING])
+            continue
+        ratio = MISSING if base is None else f"{score['perplexity'] / base:.3f}"
+        rows.append([name, f"{score['perplexity']:.3f}", f"{score['nll']:.4f}", ratio])
+    return [
+        "## Fluency",
+        "",
+        "Perplexity on held-out general text (exp of the mean token NLL, plain text, lower is "
+        f"better); × base above {FLUENCY_LIMIT} = fluency lost.",
+        "",
+        *_table(["method", "perplexity", "NLL", "× base"], rows),
+        "",
+    ]
 
 
 def plot_forget_retain(report: dict[str, Any], path: str | os.PathLike) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mmunlearn.data.example import Example
+from mmunlearn.evaluation.fluency import DEFAULT_CHUNK_TOKENS, read_fluency_text
 from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS
 from mmunlearn.evaluation.probes import RelearnConfig
 from mmunlearn.evaluation.report import SPLITS
@@ -51,6 +52,24 @@ class EvalSettings:
     forget_prompt_as: str = "prefix"  # or system: how probe_prompt gives the instruction
     relearn: RelearnConfig = RelearnConfig()
     recover_threshold: float = 0.05  # a probe "recovers" facts above this ROUGE-L gain
+    fluency_text: str = ""  # a UTF-8 text file (--fluency-text); empty: fluency is missing
+    fluency_chunk_tokens: int = DEFAULT_CHUNK_TOKENS  # longest scored sequence, specials included
+
+    def __post_init__(self) -> None:
+        if self.fluency_chunk_tokens < 2:
+            raise ValueError(
+                f"fluency_chunk_tokens {self.fluency_chunk_tokens}: expected at least 2"
+            )
+        if self.fluency_text:
+            read_fluency_text(self.fluency_text)  # a bad path fails before any model loads
+
+    @property
+    def fluency_text_sha256(self) -> str:
+        """The fluency text's content hash: the setting fluency's cache key hashes, so the key
+        follows the file's content, not its name."""
+        if not self.fluency_text:
+            return ""
+        return hashlib.sha256(read_fluency_text(self.fluency_text).encode()).hexdigest()
 
 
 class Missing(Exception):
@@ -61,7 +80,7 @@ class Missing(Exception):
 class Metric:
     name: str
     compute: Callable[[MetricContext], Result]
-    settings: tuple[str, ...] = ()  # EvalSettings fields hashed into the cache key
+    settings: tuple[str, ...] = ()  # EvalSettings fields (or properties) hashed into the key
     needs: tuple[str, ...] = ()  # this model's metrics it reads
     oracle_needs: tuple[str, ...] = ()  # the oracle's metrics it reads
 

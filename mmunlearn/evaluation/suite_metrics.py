@@ -13,6 +13,7 @@ from statistics import fmean
 from typing import Any
 
 from mmunlearn.data.example import MODALITIES, Example
+from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.likelihood import (
     answer_probability,
@@ -468,3 +469,29 @@ def robustness(ctx: MetricContext) -> Result:
         if "relearned_half" in result:  # did the attack's own fine-tuning take?
             table[name]["relearned_half"] = result["relearned_half"].get("rouge_l")
     return {"probes": table, "threshold": ctx.settings.recover_threshold}
+
+
+@metric("fluency", settings=("fluency_text_sha256", "fluency_chunk_tokens"))
+def fluency(ctx: MetricContext) -> Result:
+    """Fluency: perplexity on held-out general text (`--fluency-text`), read as plain text.
+
+    exp of the token-weighted mean NLL over chunks of at most `fluency_chunk_tokens` tokens, each
+    scored on its own (the boundary rule: `mmunlearn.evaluation.fluency`), in [1, ∞); lower is
+    better, the base the reference. An unlearned model above ~1.1× the base's perplexity has lost
+    fluency, not just the forgotten facts (this project's rule of thumb for Who's-Harry-Potter-
+    style unlearning, Eldan & Russinovich, arXiv 2310.02238). The cache key hashes the text's
+    content, not its path.
+    """
+    if not ctx.settings.fluency_text:
+        raise Missing("no --fluency-text given")
+    text = read_fluency_text(ctx.settings.fluency_text)
+    score = compute_perplexity(
+        ctx.model.loaded, text, ctx.settings.fluency_chunk_tokens, progress=ctx.progress
+    )
+    summary = {
+        "perplexity": score.perplexity,
+        "nll": score.nll,
+        "tokens": score.tokens,
+        "chunks": score.chunks,
+    }
+    return {"summary": {"fluency": summary}}

@@ -105,7 +105,11 @@ def test_missing_references_are_named_in_results_and_log(saved, few, tmp_path, c
 
 def test_every_metric_runs_and_relative_ones_use_the_oracle(saved, few, tmp_path):
     oracle = EvalModel("oracle", saved)
-    quick = EvalSettings(max_new_tokens=3, relearn=RelearnConfig(steps=2, batch_size=4))
+    heldout = tmp_path / "heldout.txt"
+    heldout.write_text(" ".join(f"{ex.question} {ex.answer}." for ex in few))
+    quick = EvalSettings(
+        max_new_tokens=3, relearn=RelearnConfig(steps=2, batch_size=4), fluency_text=str(heldout)
+    )
     suite = Suite(few, tmp_path / "eval", quick, oracle=oracle, progress=False)
     results = suite.run(EvalModel("m", saved))  # all metrics
     assert list(results) == ALL_METRICS
