@@ -2,14 +2,17 @@
 forget set with several methods, and score every component of the task's metric.
 
 The official target models (OLMo-7B/1B fine-tuned on these documents) cannot be downloaded here,
-so a tiny GPT-2-style model with a word-level tokenizer built on this text is first fine-tuned on
-every chosen forget and retain item (train and validation) and the member documents, until it
-(mostly) reproduces them; that model is the "base" the methods unlearn from. Its own scores are
+so a tiny GPT-2-style model with a word-level tokenizer built on this text — or, with
+`--language-model`, a real pretrained LM (`smollm2-135m-instruct`, `gemma3-270m`: the task's own
+recipe at a size this CPU trains, LoRA) — is first fine-tuned on every chosen forget and retain
+item (train and validation) and the member documents, until it (mostly) reproduces them; that
+model is the "base" the methods unlearn from. Its own scores are
 reported as they are. Text VGID / entity swap / in-context teachers do not apply: a SemEval item's
 entity is a document id that its text never names (there is no name to swap or to put in a
 "Forget <name> ." prompt).
 
     OMP_NUM_THREADS=1 nice -n 10 python scripts/semeval.py --max-items 4 --max-docs 12
+    python scripts/semeval.py --language-model smollm2-135m-instruct --output-dir runs/semeval-smol
 
 writes runs/semeval/report.json and report.md (base and each method, every component).
 """
@@ -111,17 +114,22 @@ def train_base(args, items, members, nonmembers, out: Path) -> Path:
         "model": dataclasses.asdict(args.model),
         "seed": args.seed,
     }
+    if args.language_model:
+        recipe["language_model"] = args.language_model
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = out / f"base-{digest}"
     if (path / "model" / "config.json").is_file():
         log.info("base found: %s", path / "model")
         return path / "model"
-    texts = [FALLBACK_TEMPLATE]
-    for ex in items + members + nonmembers:
-        texts += [ex.question, ex.answer]
-    tokenizer = build_word_tokenizer(texts)
     torch.manual_seed(args.seed)
-    model = build_tiny_causal_lm(tokenizer, args.model)
+    if args.language_model:
+        loaded = load_model(args.language_model)
+    else:
+        texts = [FALLBACK_TEMPLATE]
+        for ex in items + members + nonmembers:
+            texts += [ex.question, ex.answer]
+        tokenizer = build_word_tokenizer(texts)
+        loaded = LoadedModel(build_tiny_causal_lm(tokenizer, args.model), tokenizer, "causal_lm")
     config = TrainConfig(
         steps=args.base_steps,
         lr=args.base_lr,
@@ -130,9 +138,10 @@ def train_base(args, items, members, nonmembers, out: Path) -> Path:
         scheduler="cosine",
         logging_steps=50,
         seed=args.seed,
+        **lora_settings(args, rank=16),
     )
     train(
-        LoadedModel(model, tokenizer, "causal_lm"),
+        loaded,
         build_method("finetune"),
         {"train": items + members},
         config,
@@ -140,6 +149,13 @@ def train_base(args, items, members, nonmembers, out: Path) -> Path:
         progress=False,
     )
     return path / "model"
+
+
+def lora_settings(args, rank: int) -> dict:
+    """A real LM trains LoRA adapters (merged when saved); a tiny one trains in full."""
+    if not args.language_model:
+        return {}
+    return {"lora": True, "lora_rank": rank, "lora_alpha": 2 * rank}
 
 
 def fmt(value) -> str:
@@ -161,7 +177,7 @@ def render(report: dict) -> str:
     header = ["model"] + [f"{t[-1]} {short[n]}" for t, n in components]
     header += ["hmean(12)", "MIA AUC", "MIA score", "MMLU", "mean w/o MMLU", "s"]
     lines = [
-        "# SemEval-2025 Task 4 on a tiny causal LM",
+        f"# SemEval-2025 Task 4 on {report['settings'].get('language_model') or 'a tiny causal LM'}",
         "",
         "Columns `<task> F sc` = 1 − regurgitation ROUGE-L on forget sentence completions, "
         "`F qa` = 1 − exact match on forget questions, `R sc` / `R qa` the same on retain "
@@ -195,6 +211,11 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, default=12, help="member/nonmember docs (0: all)")
     parser.add_argument("--methods", default="ga,grad_diff,npo,simnpo,undial")
     parser.add_argument("--family", choices=("gpt2", "llama"), default="gpt2")
+    parser.add_argument(
+        "--language-model",
+        help="fine-tune this real pretrained LM (a folder, .gguf file or `get-model` name, "
+        "e.g. smollm2-135m-instruct, gemma3-270m) with LoRA instead of a tiny model",
+    )
     parser.add_argument("--base-steps", type=int, default=400)
     parser.add_argument("--base-lr", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -231,7 +252,11 @@ def main() -> None:
     for name in [m.strip() for m in args.methods.split(",") if m.strip()]:
         begin = time.perf_counter()
         config = TrainConfig(
-            steps=args.unlearn_steps, lr=args.unlearn_lr, batch_size=8, seed=args.seed
+            steps=args.unlearn_steps,
+            lr=args.unlearn_lr,
+            batch_size=8,
+            seed=args.seed,
+            **lora_settings(args, rank=8),
         )
         result = train(
             load_model(base_path), build_method(name), by_role, config, out / name, progress=False
@@ -252,7 +277,12 @@ def main() -> None:
         "command": "python scripts/semeval.py "
         + f"--max-items {args.max_items} --max-docs {args.max_docs} --methods {args.methods} "
         + f"--base-steps {args.base_steps} --unlearn-steps {args.unlearn_steps} "
-        + f"--family {args.family} --width {args.width} --layers {args.layers}",
+        + (
+            f"--language-model {args.language_model} --base-lr {args.base_lr} "
+            f"--unlearn-lr {args.unlearn_lr}"
+            if args.language_model
+            else f"--family {args.family} --width {args.width} --layers {args.layers}"
+        ),
         "base_model": str(base_path),
     }
     atomic_write_json(out / "report.json", report)

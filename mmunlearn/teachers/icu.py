@@ -18,6 +18,11 @@ PROMPT_CHANNELS = ("prefix", "system")
 
 
 def check_prompt(prompt: str, prompt_as: str = "prefix") -> None:
+    if not isinstance(prompt, str):
+        raise ValueError(
+            f"forget prompt {prompt!r} is not text: YAML reads `key: value` as a mapping; "
+            "quote the prompt, e.g. --set \"teacher.prompt='Forget {entity}: ...'\""
+        )
     if prompt and "{entity}" not in prompt:
         raise ValueError(f"forget prompt {prompt!r} must contain the placeholder '{{entity}}'")
     if prompt_as not in PROMPT_CHANNELS:

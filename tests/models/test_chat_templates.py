@@ -140,3 +140,9 @@ def test_a_base_lm_without_template_answers_with_the_first_line(examples):
     text_rows = [ex for ex in examples if ex.image is None][:2]
     answers = generate_answers(gpt2, text_rows, max_new_tokens=6, progress=False)
     assert all("\n" not in a for a in answers)
+
+
+def test_a_prompt_yaml_read_as_a_mapping_is_a_clear_error():
+    """`--set teacher.prompt=You know nothing of {entity}: ...` — YAML makes it a mapping."""
+    with pytest.raises(ValueError, match="quote the prompt"):
+        IcuTeacher(prompt={"You know nothing of {entity}": "say so."})
