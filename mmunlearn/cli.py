@@ -60,6 +60,8 @@ def _data_options(items: list[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmunlearn.training.world_models import MODEL_FAMILIES  # the recipes train-base has
+
     parser = argparse.ArgumentParser(
         prog="mmunlearn",
         description="Make vision-language models forget: VGID and friends through one engine.",
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument(
         "--model-family",
-        choices=("llava", "gpt2", "llama"),
+        choices=MODEL_FAMILIES,
         default="llava",
         help="llava (default): the image world and a tiny LLaVA; gpt2 or llama: the world's "
         "text questions and a tiny text-only causal LM (vgid then has no visual half)",
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--seed", type=int, default=0)
     base.add_argument(
         "--model-family",
-        choices=("llava", "gpt2", "llama"),
+        choices=MODEL_FAMILIES,
         default="llava",
         help="llava (default), or a text-only gpt2/llama trained on the world's text rows",
     )
@@ -301,7 +303,7 @@ def summary_line(doc: str | None) -> str:
 def cmd_list(what: str) -> None:
     from mmunlearn.data.benchmarks import BENCHMARKS
     from mmunlearn.losses.divergences import LOSSES
-    from mmunlearn.losses.objective import METHODS, build_method
+    from mmunlearn.methods import METHODS, build_method
     from mmunlearn.teachers import TEACHERS
     from mmunlearn.training.config import UnlearnConfig, to_dict
     from mmunlearn.training.samplers import SAMPLERS
@@ -439,8 +441,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(get_model(args.name, args.output_dir, args.cache_dir))
     elif args.command == "unlearn":
+        from mmunlearn.recipes.unlearn import unlearn
         from mmunlearn.training.config import load_config
-        from mmunlearn.training.unlearn import unlearn
 
         overrides = list(args.set) + ([f"method={args.method}"] if args.method else [])
         config = load_config(args.config, overrides)

@@ -22,18 +22,18 @@ from mmunlearn.evaluation.report import (
     write_report,
 )
 from mmunlearn.io import atomic_write_text, default_cache_dir
-from mmunlearn.losses.objective import build_method
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.tiny import CAUSAL_FAMILIES, TinyCausalLMConfig
+from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.teachers.icu import FORGET_PROMPT
 from mmunlearn.training.config import (
-    TrainConfig,
     UnlearnConfig,
     apply_overrides,
     from_dict,
+    load_config,
+    method_of,
     to_dict,
 )
-from mmunlearn.training.unlearn import unlearn
 from mmunlearn.training.world_models import pretrain_config, world_model
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,10 @@ QUICK_TEXT_MODEL = {
 # world the "Forget <name> ." instruction learned on practice people does not transfer to the
 # forget people (the demo's in-context probe measures it on every run), and naming the person in
 # the teacher's prompt tells the teacher who is in the noised picture. The paper's teacher is
-# `teacher={}` (noise + prompt); scripts/ablation.py compares them.
-DEMO_UNLEARN = UnlearnConfig(
-    method="vgid",
-    teacher={"prompt": "", "swap_names": True},
-    train=TrainConfig(steps=40, lr=3e-4, batch_size=16),
-)
+# `teacher={}` (noise + prompt); scripts/ablation.py compares them. The settings are the
+# preset's (data/presets/vgid.yaml, also `mmunlearn unlearn --config`): one copy.
+PRESETS = Path(__file__).resolve().parents[1] / "data" / "presets"
+DEMO_UNLEARN = load_config(PRESETS / "vgid.yaml", [])
 
 
 @dataclass
@@ -155,7 +153,7 @@ def run_compare(
     start = time.perf_counter()
     configs = {m: method_config(m, quick, overrides) for m in methods}
     for config in configs.values():  # an unknown name or setting fails before any training
-        build_method(config.method, teacher=config.teacher, loss=config.loss)
+        method_of(config)
     prepared = prepare(output_dir, seed, quick, cache_dir, progress, family)
     models, timings = dict(prepared.models), prepared.timings
     for name, config in configs.items():

@@ -19,7 +19,7 @@ from mmunlearn.demo import DEMO_UNLEARN, WORLD_ANSWER_TOKENS
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.io import atomic_write_text, default_cache_dir
 from mmunlearn.models.loading import load_model
-from mmunlearn.training.unlearn import unlearn
+from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.training.world_models import PretrainConfig, world_model
 
 VARIANTS = {

@@ -32,8 +32,8 @@ from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.evaluation.metrics import ANSWER_FIELDS, summarise
 from mmunlearn.io import atomic_write_json, atomic_write_text, default_cache_dir
 from mmunlearn.models.loading import load_model
+from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.training.config import load_config
-from mmunlearn.training.unlearn import unlearn
 from mmunlearn.training.world_models import pretrained_config, world_model
 
 METHODS = (
@@ -78,7 +78,7 @@ def overrides(name: str, args: argparse.Namespace) -> list[str]:
         "train.lora_rank=8",
         "train.lora_alpha=16",
     ]
-    instruction = [f"teacher.prompt={INSTRUCTION}", "teacher.prompt_as=system"]
+    instruction = [f"teacher.prompt='{INSTRUCTION}'", "teacher.prompt_as=system"]
     if name in VGID_TEACHERS:
         return [*common, *instruction, *VGID_TEACHERS[name]]
     if name == "icu_distill":

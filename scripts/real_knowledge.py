@@ -7,8 +7,8 @@ Usage: python scripts/real_knowledge.py [--model smollm2-135m-instruct] [--data 
 2. Every method (default: all text methods) unlearns the forget subject from the known rows with
    one budget (LoRA, `--steps` steps, batch `--batch-size` forget + retain pairs, lr `--lr`);
    `icl` is in-context unlearning alone: no training, the instruction as a system message.
-3. Each model is measured on the known rows: fact accuracy (generation) on forget, its
-   paraphrases, retain (the kept subjects), neighbour (other fiction, never trained on) and
+3. Each model is measured on the known rows: fact accuracy (generation) on forget, the forget
+   questions paraphrased, retain (the kept subjects), neighbour (other fiction, never trained on) and
    general (never trained on); ROUGE-L recall; multiple-choice accuracy by option likelihood on
    the likelihood-known rows (chance = 1/4); perplexity on a held-out general text relative to
    the base; and the unlearning's wall time.
@@ -29,6 +29,7 @@ from statistics import fmean
 from typing import Any
 
 from mmunlearn.data.jsonl import load_examples
+from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.known import find_known, write_known
 from mmunlearn.evaluation.likelihood import pick_option
@@ -36,8 +37,8 @@ from mmunlearn.evaluation.metrics import score_predictions
 from mmunlearn.evaluation.scoring import Query, score_answers
 from mmunlearn.io import atomic_write_json, atomic_write_text
 from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.training.config import load_config
-from mmunlearn.training.unlearn import unlearn
 
 TEXT_METHODS = (
     "icl",
@@ -77,7 +78,7 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
         f"train.lora_alpha={2 * args.lora_rank}",
         f"method={method}",
     ]
-    instruction = [f"teacher.prompt={INSTRUCTION}", "teacher.prompt_as=system"]
+    instruction = [f"teacher.prompt='{INSTRUCTION}'", "teacher.prompt_as=system"]
     if method == "vgid":  # the text half of VGID's teacher: the instruction (no image, no swap)
         return [*common, *instruction, "teacher.swap_names=false"]
     if method == "icu_distill":
@@ -92,14 +93,17 @@ def measure(
 ) -> dict[str, Any]:
     """Fact accuracy, ROUGE-L recall and MCQ accuracy per role; paraphrase accuracy on forget."""
 
+    # A deployed instruction names the forgotten subject, whatever the question is about.
+    forgotten = " and ".join(sorted({ex.entity for ex in generation_rows if ex.role == "forget"}))
+
     def system_of(ex):  # noqa: ANN001, ANN202
-        return system.format(entity=ex.entity) if system else ""
+        return system.format(entity=forgotten) if system else ""
 
     asked = [ex for ex in generation_rows if ex.role in ROLES]
     paraphrased = [
         dataclasses.replace(ex, question=ex.paraphrases[0])
         for ex in asked
-        if ex.role in ("forget", "retain") and ex.paraphrases
+        if ex.role == "forget" and ex.paraphrases
     ]
     predictions = generate_answers(
         loaded, asked + paraphrased, batch_size=32, progress=False, system_of=system_of
@@ -134,12 +138,8 @@ def mcq(loaded: LoadedModel, rows: list) -> dict[str, Any]:
     return {role: {"acc": fmean(v), "n": len(v)} for role, v in by_role.items()}
 
 
-def perplexity(loaded: LoadedModel, text_file: Path) -> float | None:
-    try:
-        from mmunlearn.evaluation.fluency import text_perplexity
-    except ImportError:
-        return None
-    return text_perplexity(loaded, text_file.read_text(encoding="utf-8"))["perplexity"]
+def perplexity(loaded: LoadedModel, text_file: Path) -> float:
+    return compute_perplexity(loaded, read_fluency_text(text_file), progress=False).perplexity
 
 
 def main() -> None:
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--data", default="data/real_knowledge")
     parser.add_argument("--output-dir", default="runs/real_knowledge")
     parser.add_argument("--methods", default=",".join(TEXT_METHODS))
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lora-rank", type=int, default=8)
@@ -171,7 +171,7 @@ def main() -> None:
     def record(name: str, loaded: LoadedModel, seconds: float | None, system: str = "") -> None:
         begin = time.perf_counter()
         result = measure(loaded, generation_rows, likelihood_rows, system)
-        result["perplexity"] = perplexity(loaded, fluency_text) if fluency_text.is_file() else None
+        result["perplexity"] = perplexity(loaded, fluency_text)
         result["unlearn_s"] = seconds
         result["eval_s"] = round(time.perf_counter() - begin, 1)
         atomic_write_text(

@@ -9,15 +9,42 @@ weight and sign are the only factors.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from mmunlearn.components import build_component
 from mmunlearn.registry import Registry
-from mmunlearn.teachers.targets import TokenTargets
+from mmunlearn.values import TokenTargets
 
-LOSSES: Registry[type] = Registry("loss")
+LEVELS = ("token", "sequence", "pair")
+
+
+class Loss(abc.ABC):
+    """What every loss is: a callable, and its shape declared here once (the engine and the
+    fused head read these; they probe for nothing else). A new loss subclasses this in a module
+    of this package and registers itself: `@LOSSES.register("name")`.
+
+    `level`: `token` — `(logits (B, K, V), targets) → (B, K)`, reduced by `reduction`;
+    `sequence` — `(logits, targets, labels (B, K)) → (B,)`, averaged over sequences;
+    `pair` — `((logits, targets, labels), (same for the dispreferred batch)) → (B,)`.
+    """
+
+    level: ClassVar[str] = "token"
+    # how a token-level loss is reduced (`reduce_tokens`); a token loss makes it a field
+    reduction: ClassVar[str] = "mean"
+    # the student view it reads: `logits`, or `hidden` — the hidden states (B, K, H) at the
+    # layer its term names (`Term.layer`), in place of the logits (representation methods)
+    reads: ClassVar[str] = "logits"
+
+    @abc.abstractmethod
+    def __call__(self, *args: Any) -> torch.Tensor: ...
+
+
+LOSSES: Registry[type[Loss]] = Registry("loss", base=Loss)
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -54,7 +81,7 @@ def _soft(targets: TokenTargets) -> torch.Tensor:
 
 @LOSSES.register("forward_kl")
 @dataclass(frozen=True)
-class ForwardKL:
+class ForwardKL(Loss):
     """KL(p_teacher ‖ q_student) = Σ_v p (log p − log q): mass-covering."""
 
     reduction: str = "mean"
@@ -70,7 +97,7 @@ class ForwardKL:
 
 @LOSSES.register("reverse_kl")
 @dataclass(frozen=True)
-class ReverseKL:
+class ReverseKL(Loss):
     """KL(q_student ‖ p_teacher) = Σ_v q (log q − log p): mode-seeking."""
 
     reduction: str = "mean"
@@ -85,7 +112,7 @@ class ReverseKL:
 
 @LOSSES.register("jsd")
 @dataclass(frozen=True)
-class GeneralisedJSD:
+class GeneralisedJSD(Loss):
     """Generalised JSD_β = β·KL(p ‖ m) + (1−β)·KL(q ‖ m), m = β·p + (1−β)·q (GKD, arXiv 2306.13649).
 
     β → 0 approaches forward KL's gradient direction, β → 1 reverse KL's; β = 0.5 is the JSD.
@@ -114,7 +141,7 @@ class GeneralisedJSD:
 
 @LOSSES.register("cross_entropy")
 @dataclass(frozen=True)
-class CrossEntropy:
+class CrossEntropy(Loss):
     """−log q(target): on hard targets the NLL; on soft targets Σ_v p·(−log q)."""
 
     reduction: str = "mean"
@@ -130,6 +157,7 @@ class CrossEntropy:
         return -(targets.logprobs.exp() * student).sum(-1)
 
 
-def build_loss(spec: str | dict) -> object:
-    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
-    return LOSSES.get(spec.pop("name"))(**spec)
+def build_loss(spec: str | dict, path: str = "loss") -> Loss:
+    """`"forward_kl"` or `{"name": "jsd", "beta": 0.9}` → a loss; `path`: where `spec` sits in
+    the run's configuration (named by errors)."""
+    return build_component(LOSSES, spec, path)

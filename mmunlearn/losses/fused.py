@@ -78,8 +78,8 @@ def check_fused_setup(
 
 
 def fusable(term: Term) -> bool:
-    """Whether the term's loss is token-level (per-token values the head can chunk)."""
-    return getattr(term.loss, "level", "token") == "token"
+    """Whether the term's loss is token-level on logits (per-token values the head can chunk)."""
+    return term.loss.level == "token" and term.loss.reads == "logits"
 
 
 def fused_term_value(

@@ -11,12 +11,13 @@ SimNPO papers, and open-unlearning for all three); `scale="1"` gives c = 1, the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from mmunlearn.losses.divergences import LOSSES
-from mmunlearn.teachers.targets import TokenTargets
+from mmunlearn.losses.divergences import LOSSES, Loss
+from mmunlearn.values import TokenTargets
 
 SCALES = ("2/beta", "1")
 
@@ -47,7 +48,7 @@ def _reference(name: str, targets: TokenTargets) -> torch.Tensor:
 
 @LOSSES.register("npo")
 @dataclass(frozen=True)
-class NPO:
+class NPO(Loss):
     """NPO (arXiv 2404.05868): −(2/β)·log σ(−β·[log π(y|x) − log π_ref(y|x)]), per sequence.
 
     π_ref is the teacher (the frozen base). As β → 0 the loss is (2/β)·log 2 + log π − log π_ref,
@@ -56,7 +57,7 @@ class NPO:
 
     beta: float = 0.1
     scale: str = "2/beta"
-    level = "sequence"
+    level: ClassVar[str] = "sequence"
 
     def __post_init__(self) -> None:
         check_preference("npo", self.beta, self.scale)
@@ -72,13 +73,13 @@ class NPO:
 
 @LOSSES.register("simnpo")
 @dataclass(frozen=True)
-class SimNPO:
+class SimNPO(Loss):
     """SimNPO (arXiv 2410.07163): −(2/β)·log σ(−(β/|y|)·log π(y|x) − γ), reference-free."""
 
     beta: float = 2.5
     gamma: float = 0.0
     scale: str = "2/beta"
-    level = "sequence"
+    level: ClassVar[str] = "sequence"
 
     def __post_init__(self) -> None:
         check_preference("simnpo", self.beta, self.scale)
@@ -94,7 +95,7 @@ class SimNPO:
 
 @LOSSES.register("dpo")
 @dataclass(frozen=True)
-class DPO:
+class DPO(Loss):
     """DPO (arXiv 2305.18290) over a pair of answers to the same question, per pair:
 
     −(2/β)·log σ(β·[(log π(y_w) − log π_ref(y_w)) − (log π(y_l) − log π_ref(y_l))]),
@@ -106,7 +107,7 @@ class DPO:
 
     beta: float = 0.1
     scale: str = "2/beta"
-    level = "pair"
+    level: ClassVar[str] = "pair"
 
     def __post_init__(self) -> None:
         check_preference("dpo", self.beta, self.scale)

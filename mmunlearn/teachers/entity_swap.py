@@ -12,6 +12,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.teachers.icu import reencoded
 from mmunlearn.teachers.targets import (
     TEACHERS,
+    Teacher,
     TeacherContext,
     TokenTargets,
     stable_seed,
@@ -44,7 +45,7 @@ def swap_batch(
 
 @TEACHERS.register("entity_swap")
 @dataclass(frozen=True)
-class EntitySwapTeacher:
+class EntitySwapTeacher(Teacher):
     """Frozen base on the question with the entity renamed, averaged over `draws` names.
 
     The text-side counterpart of visual noise (cf. Who's Harry Potter's anchored terms and

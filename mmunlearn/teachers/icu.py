@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from mmunlearn.data.example import Example
-from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
+from mmunlearn.teachers.targets import TEACHERS, Teacher, TeacherContext, TokenTargets
 
 FORGET_PROMPT = "Forget {entity} ."
 
@@ -60,7 +60,7 @@ def reencoded(
 
 @TEACHERS.register("icu")
 @dataclass(frozen=True)
-class IcuTeacher:
+class IcuTeacher(Teacher):
     """Frozen base with the in-context forget prompt only (in-context unlearning, distilled).
 
     `prompt_as`: `prefix` (before the question) or `system` (a system message).

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
+from mmunlearn.teachers.targets import TEACHERS, Teacher, TeacherContext, TokenTargets
 
 
 @TEACHERS.register("labels")
 @dataclass(frozen=True)
-class LabelsTeacher:
+class LabelsTeacher(Teacher):
     """The data's own answer tokens as hard targets (NLL; negated, gradient ascent)."""
+
+    needs_model: ClassVar[bool] = False
 
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
@@ -23,7 +25,7 @@ class LabelsTeacher:
 
 @TEACHERS.register("base")
 @dataclass(frozen=True)
-class BaseTeacher:
+class BaseTeacher(Teacher):
     """The frozen base model on the clean inputs (KL retain terms, preference references)."""
 
     def build(

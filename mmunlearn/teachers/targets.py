@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import torch
 
@@ -14,23 +15,7 @@ from mmunlearn.models.encoding import PromptEncoder, merge_batches
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.registry import Registry
-
-
-@dataclass
-class TokenTargets:
-    """Per-token targets at the student's answer positions (B, K).
-
-    Exactly one of `logprobs` (float32, (B, K, V)) and `token_ids` ((B, K), hard targets) is set.
-    `mask` (B, K) is True where a target exists.
-    """
-
-    mask: torch.Tensor
-    logprobs: torch.Tensor | None = None
-    token_ids: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        assert (self.logprobs is None) != (self.token_ids is None), "set logprobs or token_ids"
-
+from mmunlearn.values import TokenTargets  # below every layer; importable from here too
 
 ModelAccess = Callable[[], contextlib.AbstractContextManager[torch.nn.Module]]
 
@@ -107,13 +92,28 @@ class TeacherContext:
         return mean_of_draws(list(logprobs.split(rows)))  # D × (B, K, V)
 
 
-class Teacher(Protocol):
+class Teacher(abc.ABC):
+    """What every teacher is: `build`, and its capabilities declared here once (the engine,
+    the trainer and the recipes read these flags and probe for nothing else). A new teacher
+    subclasses this in its own file and registers itself: `@TEACHERS.register("name")`.
+    """
+
+    # reads a frozen model; False: the data's own tokens (nothing to cache, no model needed)
+    needs_model: ClassVar[bool] = True
+    # only has an effect through images: refused on a text-only model, where it equals the base
+    needs_images: ClassVar[bool] = False
+    # renders other tokens than the student sees (a prompt, renamed entities), so its targets
+    # exist at the answer positions only; a subclass may make it a property of its settings
+    rewrites_text: ClassVar[bool] = False
+
+    @abc.abstractmethod
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor
-    ) -> TokenTargets: ...
+    ) -> TokenTargets:
+        """Targets (B, K) at the answer positions `labels` (B, K) of `batch`; no gradients."""
 
 
-TEACHERS: Registry[type] = Registry("teacher")
+TEACHERS: Registry[type[Teacher]] = Registry("teacher", base=Teacher)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:

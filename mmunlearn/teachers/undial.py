@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
+from mmunlearn.teachers.targets import TEACHERS, Teacher, TeacherContext, TokenTargets
 
 
 def undial_targets(logprobs: torch.Tensor, labels: torch.Tensor, beta: float) -> torch.Tensor:
@@ -18,7 +18,7 @@ def undial_targets(logprobs: torch.Tensor, labels: torch.Tensor, beta: float) ->
 
 @TEACHERS.register("undial")
 @dataclass(frozen=True)
-class UndialTeacher:
+class UndialTeacher(Teacher):
     """Frozen base logits with β subtracted from the gold token's logit (self-distillation target)."""
 
     beta: float = 10.0

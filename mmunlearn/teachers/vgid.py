@@ -9,13 +9,13 @@ import torch
 
 from mmunlearn.teachers.entity_swap import swap_batch
 from mmunlearn.teachers.icu import FORGET_PROMPT, check_prompt, reencoded
-from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets
+from mmunlearn.teachers.targets import TEACHERS, Teacher, TeacherContext, TokenTargets
 from mmunlearn.teachers.visual_noise import VisualNoise, noised_batch
 
 
 @TEACHERS.register("vgid")
 @dataclass(frozen=True)
-class VgidTeacher:
+class VgidTeacher(Teacher):
     """The frozen base on a noised image plus an in-context forget prompt.
 
     `noise=None` drops the visual half (prompt only), `prompt=""` the in-context half (noise

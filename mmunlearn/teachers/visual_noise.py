@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from mmunlearn.components import OnlyFor
 from mmunlearn.models.families import pixel_bounds
 from mmunlearn.teachers.targets import (
     TEACHERS,
+    Teacher,
     TeacherContext,
     TokenTargets,
     stable_seed,
@@ -40,6 +42,11 @@ class VisualNoise:
     image sees the same noised image, and a batch encodes that image's prefix once
     (`train.share_image_prefix`).
     """
+
+    # which kind reads which field: a configured `std` under kind=replace is refused, not ignored
+    only_for: ClassVar[OnlyFor] = OnlyFor(
+        "kind", {"std": ("gaussian",), "step": ("diffusion",), "num_steps": ("diffusion",)}
+    )
 
     kind: str = "replace"
     std: float = 1.0
@@ -121,12 +128,12 @@ def noised_batch(
 
 @TEACHERS.register("visual_noise")
 @dataclass(frozen=True)
-class VisualNoiseTeacher:
+class VisualNoiseTeacher(Teacher):
     """Frozen base on a noised image only (the VGID authors' released code; a VGID ablation)."""
 
     noise: VisualNoise = VisualNoise()
     draws: int = 1
-    needs_images = True  # on a text-only model it would equal the base: refused, not run
+    needs_images: ClassVar[bool] = True
 
     def build(
         self, ctx: TeacherContext, batch: dict[str, Any], labels: torch.Tensor

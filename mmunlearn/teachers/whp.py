@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from mmunlearn.data.example import Example
-from mmunlearn.teachers.targets import TEACHERS, TeacherContext, TokenTargets, stable_seed
+from mmunlearn.teachers.targets import TEACHERS, Teacher, TeacherContext, TokenTargets, stable_seed
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,7 +114,7 @@ def generic_logits(
 
 @TEACHERS.register("whp")
 @dataclass(frozen=True)
-class WhpTeacher:
+class WhpTeacher(Teacher):
     """WHP's generic predictions: base on anchor-translated text − α·ReLU(reinforced − base).
 
     alpha: α of the paper's formula. hard: targets are the argmax tokens (cross-entropy), else

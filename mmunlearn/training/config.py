@@ -9,8 +9,12 @@ from typing import Any
 
 import yaml
 
+from mmunlearn.components import build_component
 from mmunlearn.losses.fused import check_backend
+from mmunlearn.losses.objective import Method
+from mmunlearn.methods import build_method
 from mmunlearn.models.lora import lora_target
+from mmunlearn.training.samplers import SAMPLERS
 
 
 @dataclass
@@ -75,36 +79,31 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
-    """Build dataclass `cls` from a nested dict; unknown keys are errors."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in known:
-            raise KeyError(f"unknown config key '{where}{key}' (known: {', '.join(known)})")
-        sub = (
-            known[key].default_factory
-            if known[key].default_factory is not dataclasses.MISSING
-            else None
-        )
-        if sub is not None and dataclasses.is_dataclass(sub) and isinstance(value, dict):
-            value = from_dict(sub, value, f"{where}{key}.")
-        kwargs[key] = _coerce(known[key], value, f"{where}{key}")
-    return cls(**kwargs)
+    """Build dataclass `cls` from a nested dict; unknown keys are errors (with did-you-mean).
+
+    The same builder as every component's (`mmunlearn.components`): nested sections from the
+    fields' types, numbers from YAML strings converted, errors naming the config path.
+    """
+    return build_component(cls, values, where.rstrip("."))
 
 
-def _coerce(spec: dataclasses.Field, value: Any, name: str) -> Any:
-    """YAML reads `1e-4` as a string; numbers are converted to the field's type, or fail."""
-    kind = type(spec.default) if spec.default is not dataclasses.MISSING else None
-    if kind in (int, float) and not isinstance(value, bool):
+def method_of(config: UnlearnConfig) -> Method:
+    """The method a run's configuration describes, with its sampler: the check of `method`,
+    `sampler`, `teacher.*` and `loss.*` (config paths named) before any data or model loads."""
+    method = build_method(
+        config.method,
+        teacher=config.teacher,
+        loss=config.loss,
+        forget_weight=config.forget_weight,
+        retain_weight=config.retain_weight,
+    )
+    if config.sampler:
         try:
-            return kind(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"config {name}={value!r}: expected a {kind.__name__}") from None
-    if kind is str and isinstance(value, bool):
-        return "on" if value else "off"  # YAML 1.1 reads off/no/false (on/yes/true) as booleans
-    if kind is bool and not isinstance(value, bool):
-        raise ValueError(f"config {name}={value!r}: expected true or false")
-    return value
+            SAMPLERS.get(config.sampler)
+        except KeyError as error:
+            raise KeyError(f"sampler: {error.args[0]}") from None
+        method = method.with_sampler(config.sampler)
+    return method
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.lora import lora_target
 from mmunlearn.teachers.cache import TeacherCache
-from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.samplers import SAMPLERS, group_by_image
@@ -38,7 +37,7 @@ from mmunlearn.training.trainer import (
     frozen_model,
     frozen_teacher,
 )
-from mmunlearn.training.trajectory import TrajectoryCallback
+from mmunlearn.training.trajectory import Measure, TrajectoryCallback
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +96,19 @@ def train(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     resume: bool = False,
     progress: bool = True,
-    eval_examples: list[Example] | None = None,
+    measure: Measure | None = None,
     teacher_models: dict[str, torch.nn.Module] | None = None,
 ) -> LoadedModel:
     """Train `loaded.model` with `method` and write the merged model + processor to `output_dir`.
 
+    `measure`: what `config.eval_every` records into `trajectory.json` (the recipes pass
+    forget/retain ROUGE-L, `mmunlearn.evaluation.trajectory`); None records nothing.
     `teacher_models`: further frozen models teachers may ask for by name (WHP's `reinforced`).
     """
     output_dir = Path(output_dir)
     if method.phases:
         return train_phases(
-            loaded, method, by_role, config, output_dir, swap_names, progress, eval_examples, resume
+            loaded, method, by_role, config, output_dir, swap_names, progress, measure, resume
         )
     for role, rows in method.rows.items():
         log.info(
@@ -165,7 +166,7 @@ def train(
     )
     model = add_lora(loaded.model, config) if config.lora else loaded.model
     context = None
-    if not all(isinstance(term.teacher, LabelsTeacher) for term in method.terms):
+    if any(term.teacher.needs_model for term in method.terms):
         frozen = frozen_teacher(model, use_adapter_off=config.lora, device=args.device)
         models = {k: frozen_model(m, args.device) for k, m in (teacher_models or {}).items()}
         context = TeacherContext(
@@ -189,11 +190,11 @@ def train(
         fused_head=config.fused_head,
     )
     trajectory = None
-    if config.eval_every and eval_examples:
+    if config.eval_every and measure is not None:
         trajectory = TrajectoryCallback(
             loaded.processor,
             loaded.kind,
-            eval_examples,
+            measure,
             config.eval_every,
             output_dir / "trajectory.json",
         )
@@ -236,7 +237,7 @@ def train_phases(
     output_dir: Path,
     swap_names: tuple[str, ...],
     progress: bool,
-    eval_examples: list[Example] | None,
+    measure: Measure | None,
     resume: bool = False,
 ) -> LoadedModel:
     """Each phase continues from the previous one's model (whose frozen copy is its teacher).
@@ -271,7 +272,7 @@ def train_phases(
                 swap_names,
                 resume=resume,
                 progress=progress,
-                eval_examples=None if phase.keep_as else eval_examples,
+                measure=None if phase.keep_as else measure,
                 teacher_models=kept,
             )
         if phase.keep_as:

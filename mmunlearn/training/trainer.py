@@ -23,12 +23,12 @@ from mmunlearn.losses.fused import (
     fused_term_value,
     resolve_backend,
 )
-from mmunlearn.losses.objective import VIEWS, Term, term_count, term_value
+from mmunlearn.losses.objective import Term, answer_hidden_states, term_count, term_value
+from mmunlearn.methods.views import VIEWS
 from mmunlearn.models.encoding import PromptEncoder, with_all_positions
 from mmunlearn.models.forward import answer_logits, hidden_states_out, output_head
 from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.teachers.cache import TeacherCache
-from mmunlearn.teachers.simple import LabelsTeacher
 from mmunlearn.teachers.targets import TeacherContext, TokenTargets
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
@@ -152,24 +152,30 @@ class UnlearnTrainer(Trainer):
         return tuple(t for t in self.terms if (t.source == "forget") == forget_step)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-        # (role, positions) → the student's answer logits (or, with the fused head, its final
-        # hidden states), labels and batch: one student forward per batch, shared by its terms
-        student: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
+        # (role, positions, layer) → the student's answer logits (or, with the fused head, its
+        # final hidden states; with a layer, that layer's hidden states), labels and batch: one
+        # student forward per batch and view, shared by its terms
+        View = tuple[str, str, int | None]
+        student: dict[View, tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
         fused, head = self.head is not None, self.head
-        logits_of: dict[tuple[str, str], torch.Tensor] = {}
+        logits_of: dict[View, torch.Tensor] = {}
 
         def side(
             role: str, term: Term, hidden: bool = False
         ) -> tuple[torch.Tensor, TokenTargets, torch.Tensor]:
-            key = (role, term.positions)
+            # the term's student view: its positions, and logits or a layer's hidden states
+            key = (role, term.positions, term.layer)
             if key not in student:
                 batch = inputs[role]
                 if term.positions == "all":
                     batch = with_all_positions(batch)
-                with hidden_states_out(model) if fused else contextlib.nullcontext():
-                    student[key] = (*self.forward(model, batch), batch)
+                if term.layer is not None:
+                    student[key] = (*answer_hidden_states(model, batch, term.layer), batch)
+                else:
+                    with hidden_states_out(model) if fused else contextlib.nullcontext():
+                        student[key] = (*self.forward(model, batch), batch)
             output, labels, batch = student[key]
-            if fused and not hidden:
+            if fused and not hidden and term.layer is None:
                 if key not in logits_of:
                     logits_of[key] = head(output)  # a sequence or pair loss: whole logits
                 output = logits_of[key]
@@ -193,7 +199,7 @@ class UnlearnTrainer(Trainer):
     def _targets(
         self, term: Term, role: str, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:
-        if self.teacher_cache is None or isinstance(term.teacher, LabelsTeacher):
+        if self.teacher_cache is None or not term.teacher.needs_model:
             return term.teacher.build(self.teacher_context, batch, labels)
         scope = f"{role}@{term.positions}"
         return self.teacher_cache.build(term.teacher, self.teacher_context, batch, labels, scope)

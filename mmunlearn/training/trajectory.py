@@ -1,34 +1,35 @@
-"""Forget and retain ROUGE-L measured during training: methods that cross a threshold and then
-collapse or drift show it here, not in the last numbers alone (shared/DESIGN.md)."""
+"""Numbers measured during training: methods that cross a threshold and then collapse or drift
+show it here, not in the last numbers alone (shared/DESIGN.md).
+
+What is measured comes from the caller (`Measure`; the recipes pass forget/retain ROUGE-L from
+`mmunlearn.evaluation.trajectory`), so training does not depend on evaluation.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-from mmunlearn.data.example import Example
-from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.io import atomic_write_json
 from mmunlearn.models.loading import LoadedModel
 
-TRAJECTORY_ROLES = ("forget", "retain")
+Measure = Callable[[LoadedModel], dict[str, float]]  # the student → {name: value} at one step
 
 
 class TrajectoryCallback(TrainerCallback):
-    """Every `every` steps (and at the last), greedy-evaluate the student on a few splits.
+    """Every `every` steps (and at the last), `measure` the student.
 
     Points are written to `path` as they are measured (before the Trainer saves the checkpoint of
     the same step), so a resumed run picks up every point up to its checkpoint.
     """
 
-    def __init__(
-        self, processor: Any, kind: str, examples: list[Example], every: int, path: Path
-    ) -> None:
+    def __init__(self, processor: Any, kind: str, measure: Measure, every: int, path: Path) -> None:
         self.processor, self.kind, self.every, self.path = processor, kind, every, path
-        self.examples = [ex for ex in examples if ex.role in TRAJECTORY_ROLES]
+        self.measure = measure
         self.points: list[dict[str, Any]] = []
 
     def restore(self, step: int) -> None:
@@ -50,9 +51,7 @@ class TrajectoryCallback(TrainerCallback):
 
     def _measure(self, model: Any, step: int) -> None:
         was_training = model.training
-        summary, _ = evaluate(
-            LoadedModel(model, self.processor, self.kind), self.examples, progress=False
-        )
+        values = self.measure(LoadedModel(model, self.processor, self.kind))
         model.train(was_training)
-        self.points.append({"step": step, **{r: summary[r]["rouge_l"] for r in summary}})
+        self.points.append({"step": step, **values})
         atomic_write_json(self.path, self.points)

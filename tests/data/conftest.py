@@ -12,7 +12,7 @@ def train_and_evaluate(tmp_path):
     a tiny LLaVA whose vocabulary covers `examples`."""
     from mmunlearn.data.splits import check_unlearning_data, group_by_role
     from mmunlearn.evaluation.evaluate import evaluate
-    from mmunlearn.losses.objective import build_method
+    from mmunlearn.methods import build_method
     from mmunlearn.testing import tiny_llava
     from mmunlearn.training.config import TrainConfig
     from mmunlearn.training.run import train

@@ -10,7 +10,7 @@ from transformers import MambaConfig
 
 from mmunlearn.data.splits import group_by_role
 from mmunlearn.evaluation.generate import generate_answers
-from mmunlearn.losses.objective import build_method
+from mmunlearn.methods import build_method
 from mmunlearn.models.encoding import IGNORE_INDEX, PromptEncoder, model_inputs
 from mmunlearn.models.families import FAMILIES, concat_padded, pixel_bounds
 from mmunlearn.models.forward import answer_logits

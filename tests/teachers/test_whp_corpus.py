@@ -3,7 +3,7 @@
 import pytest
 
 from mmunlearn.data.splits import group_by_role
-from mmunlearn.losses.objective import build_method
+from mmunlearn.methods import build_method
 from mmunlearn.training import run
 from mmunlearn.training.config import TrainConfig
 

@@ -9,7 +9,7 @@ PRESETS = sorted((Path(__file__).parents[2] / "data" / "presets").glob("*.yaml")
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
 def test_every_preset_loads_and_builds_its_method(path):
-    from mmunlearn.losses.objective import build_method
+    from mmunlearn.methods import build_method
 
     config = load_config(path, [])
     assert isinstance(config, UnlearnConfig)
@@ -40,3 +40,20 @@ def test_yaml_off_stays_the_word_off_in_a_text_field():
     assert load_config(None, ["train.fused_head=chunked"]).train.fused_head == "chunked"
     with pytest.raises(ValueError, match="fused_head='on'"):
         load_config(None, ["train.fused_head=on"])
+
+
+def test_the_demo_runs_the_vgid_preset():
+    """The demo reads data/presets/vgid.yaml (no copy of it): the same method as its settings."""
+    from mmunlearn.demo import DEMO_UNLEARN
+    from mmunlearn.methods import build_method
+    from mmunlearn.training.config import method_of
+
+    assert DEMO_UNLEARN == load_config(PRESETS[0].parent / "vgid.yaml", [])
+    assert method_of(DEMO_UNLEARN) == build_method(
+        "vgid", teacher={"prompt": "", "swap_names": True}
+    )
+    assert (DEMO_UNLEARN.train.steps, DEMO_UNLEARN.train.lr, DEMO_UNLEARN.train.batch_size) == (
+        40,
+        3e-4,
+        16,
+    )

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mmunlearn.data.splits import group_by_role
-from mmunlearn.losses.objective import build_method
+from mmunlearn.methods import build_method
 from mmunlearn.testing import tiny_llava
 from mmunlearn.training.config import TrainConfig, load_config
 from mmunlearn.training.run import train

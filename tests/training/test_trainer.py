@@ -7,7 +7,7 @@ import torch
 from transformers import TrainingArguments
 
 from mmunlearn.data.splits import group_by_role
-from mmunlearn.losses.objective import build_method
+from mmunlearn.methods import build_method
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.loading import LoadedModel
 from mmunlearn.teachers.targets import TeacherContext

@@ -11,12 +11,12 @@ from mmunlearn.data.benchmarks import load_benchmark
 from mmunlearn.data.example import Example
 from mmunlearn.data.splits import check_unlearning_data, group_by_role
 from mmunlearn.data.world import load_world_meta
+from mmunlearn.evaluation.trajectory import rouge_by_role
 from mmunlearn.io import atomic_write_text
-from mmunlearn.losses.objective import Method, build_method
+from mmunlearn.losses.objective import Method
 from mmunlearn.models.loading import load_model, model_kind
-from mmunlearn.training.config import UnlearnConfig, to_dict
+from mmunlearn.training.config import UnlearnConfig, method_of, to_dict
 from mmunlearn.training.run import train, world_size, write_run_info
-from mmunlearn.training.samplers import SAMPLERS
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,8 @@ def text_path(examples: list[Example], method: Method, source: str) -> list[Exam
     Image rows are left out (logged with their count); VGID keeps its in-context half (prompt
     and/or entity swap) and skips the noise, which needs a picture.
     """
-    terms = [t for phase in method.phases for t in phase.terms] or list(method.terms)
-    for term in terms:
-        if getattr(term.teacher, "needs_images", False):
+    for term in method.all_terms:
+        if term.teacher.needs_images:
             raise ValueError(
                 f"method {method.name!r}: teacher {type(term.teacher).__name__} needs images and "
                 "the model is text-only; use vgid (its in-context half), icu_distill or "
@@ -69,18 +68,9 @@ def unlearn(
     """Run `config.method` on `model_path` with the forget/retain splits of `data_path`, read by
     the `benchmark` loader (`mmunlearn.data.benchmarks`; default the project's JSONL)."""
     data_path, output_dir = Path(data_path), Path(output_dir)
+    method = method_of(config)  # a wrong name or setting fails here, before the data loads
     examples = load_benchmark(benchmark, data_path, **(data_options or {}))
     check_unlearning_data(examples, str(data_path))
-    method = build_method(
-        config.method,
-        teacher=config.teacher,
-        loss=config.loss,
-        forget_weight=config.forget_weight,
-        retain_weight=config.retain_weight,
-    )
-    if config.sampler:
-        SAMPLERS.get(config.sampler)  # an unknown name fails here, with the known ones
-        method = method.with_sampler(config.sampler)
     missing = [role for role in method.roles if not any(ex.role == role for ex in examples)]
     if missing:
         raise ValueError(f"{data_path}: method {method.name!r} needs rows with role(s) {missing}")
@@ -117,6 +107,6 @@ def unlearn(
         swap_name_pool(data_path, examples),
         resume=resume,
         progress=progress,
-        eval_examples=examples,
+        measure=rouge_by_role(examples),
     )
     return output_dir / "model"

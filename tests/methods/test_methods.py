@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from mmunlearn.data.splits import group_by_role
-from mmunlearn.losses.objective import METHODS, build_method
+from mmunlearn.methods import METHODS, build_method
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import train
 from mmunlearn.training.samplers import SAMPLERS
@@ -46,7 +46,7 @@ def test_loss_options_reach_the_forget_loss():
 
 
 def test_idk_trains_on_the_i_dont_know_answer(examples):
-    from mmunlearn.losses.objective import VIEWS
+    from mmunlearn.methods import VIEWS
 
     method = build_method("idk")
     assert method.batch_roles == ("forget:idk", "retain") and method.roles == ("forget", "retain")
@@ -56,7 +56,7 @@ def test_idk_trains_on_the_i_dont_know_answer(examples):
 
 def test_a_view_without_alternatives_is_a_clear_error():
     from mmunlearn.data.example import Example
-    from mmunlearn.losses.objective import idk_view
+    from mmunlearn.methods import idk_view
 
     with pytest.raises(ValueError, match="no alt_answers"):
         idk_view(Example(id="x1", entity="e", role="forget", question="q?", answer="a"))

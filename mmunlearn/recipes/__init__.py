@@ -1,0 +1,1 @@
+"""Recipes: whole runs that tie the layers below together (load data, train, measure, save)."""
