@@ -14,7 +14,7 @@ import torch
 
 from mmunlearn.data.example import Example
 from mmunlearn.losses.divergences import Loss, reduce_tokens
-from mmunlearn.models.encoding import answer_length, model_inputs
+from mmunlearn.teachers.hidden import HiddenStateTeacher, layer_hidden_states
 from mmunlearn.values import TokenTargets
 
 if TYPE_CHECKING:
@@ -72,6 +72,12 @@ class Term:
             )
         if self.layer is not None and self.loss.level != "token":
             raise ValueError(f"layer={self.layer}: hidden states go to token-level losses only")
+        if isinstance(self.teacher, HiddenStateTeacher) and self.teacher.layer != self.layer:
+            raise ValueError(
+                f"{type(self.teacher).__name__} gives hidden states at layer "
+                f"{self.teacher.layer} and the term reads the student at layer {self.layer}: "
+                "they must be the same layer"
+            )
 
     @property
     def name(self) -> str:
@@ -92,13 +98,8 @@ def answer_hidden_states(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The student view for hidden-state terms: the hidden states (B, K, H) after `layer` at the
     positions whose logits predict the last K tokens (those of `answer_logits`), and the tokens.
-
-    Only the last position's logits are computed (`logits_to_keep=1`).
-    """
-    k = answer_length(batch["labels"])
-    out = model(**model_inputs(batch), logits_to_keep=1, output_hidden_states=True, use_cache=False)
-    hidden = out.hidden_states[layer][:, -(k + 1) : -1]  # (B, K, H)
-    return hidden, batch["labels"][:, -k:]
+    The same function gives a hidden-state teacher the frozen model's (`teachers.hidden`)."""
+    return layer_hidden_states(model, batch, layer)
 
 
 def _mean_over(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,8 @@ class TeacherCache:
         self.misses += 1
         targets = teacher.build(ctx, batch, labels)
         values = targets.logprobs if targets.logprobs is not None else targets.token_ids
+        if values is None:  # hidden states (teachers/hidden.py): recomputed at every step
+            return targets
         for key, row, row_mask in zip(keys, values, mask, strict=True):
             self._rows[key] = self._compress(row[row_mask].detach().to("cpu", copy=True))
         return targets

@@ -11,6 +11,7 @@ from mmunlearn.losses.divergences import (
     masked_mean,
     reduce_tokens,
 )
+from mmunlearn.teachers.hidden import HiddenTargets
 from mmunlearn.teachers.targets import TokenTargets
 
 
@@ -101,8 +102,20 @@ def test_every_registered_loss_runs_with_defaults(pair):
             values = loss(student, soft(teacher), labels)
             assert values.shape == (2,) and torch.isfinite(values).all(), name
         else:
-            values = loss(student, soft(teacher))
+            values = loss(student, token_targets(loss, teacher, labels))
             assert values.shape == (2, 3) and torch.isfinite(values).all(), name
+
+
+def token_targets(loss, teacher: torch.Tensor, labels: torch.Tensor) -> TokenTargets:
+    """What a token loss reads: hidden states (`reads="hidden"`: the logits stand in for them),
+    else soft targets, or hard ones for the losses that refuse soft targets (ascent variants)."""
+    if loss.reads == "hidden":
+        return HiddenTargets(mask=labels != -100, hidden=torch.log_softmax(teacher, -1))
+    try:
+        loss(teacher, soft(teacher))
+    except ValueError:
+        return TokenTargets(mask=labels != -100, token_ids=labels)
+    return soft(teacher)
 
 
 def test_unknown_loss_suggests_the_closest_name():
