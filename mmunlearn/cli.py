@@ -482,11 +482,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         models[name] = path
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens {args.max_new_tokens}: expected at least 1")
-    settings = EvalSettings(
-        roles=_split(args.splits),
-        max_new_tokens=args.max_new_tokens,
-        forget_prompt_as=args.prompt_as,
-        fluency_text=args.fluency_text,
+    settings = EvalSettings.from_values(
+        {
+            "roles": _split(args.splits),
+            "max_new_tokens": args.max_new_tokens,
+            "forget_prompt_as": args.prompt_as,
+            "fluency_text": args.fluency_text,
+        }
     )
     report = evaluate_models(
         models,

@@ -26,7 +26,14 @@ NONE_WORDS = (None, "none", "None", "null")
 
 class UnknownFieldError(KeyError, TypeError):
     """A configuration key the component does not have (a KeyError for config code, a TypeError
-    like Python's own unexpected keyword)."""
+    like Python's own unexpected keyword). `key`, `suggestion` (the closest known key, or None)
+    and `known` let a caller word the error in its own terms (a command-line option)."""
+
+    def __init__(
+        self, message: str, key: str = "", suggestion: str | None = None, known: tuple = ()
+    ) -> None:
+        super().__init__(message)
+        self.key, self.suggestion, self.known = key, suggestion, tuple(known)
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -50,7 +57,10 @@ def unknown_field(path: str, key: str, known: list[str], owner: str) -> UnknownF
     hint = f" — did you mean {close[0]!r}?" if close else ""
     of = f" of {owner}" if owner else ""
     return UnknownFieldError(
-        f"unknown config key '{join_path(path, key)}'{of}{hint} (known: {', '.join(known)})"
+        f"unknown config key '{join_path(path, key)}'{of}{hint} (known: {', '.join(known)})",
+        key,
+        close[0] if close else None,
+        known,
     )
 
 

@@ -15,6 +15,7 @@ one module of scripts/benchmarks/ (its docstring says what it compares):
   b5  b5_teacher_cache   cached targets, shared image prefixes, batched draws, top-k targets
   b6  b6_gpu_step        GPU only: a LLaVA-7B-shaped VGID LoRA step: samples/s, memory, MFU
   b7  b7_fused_head      the fused head (train.fused_head) vs plain answer logits
+  b8  b8_real_model      a real model (SmolLM2-135M): LoRA KL step, its breakdown, cached teacher
 `--smoke` runs everything at tiny sizes in seconds (tests/scripts/test_bench.py runs it).
 """
 
@@ -41,6 +42,7 @@ from benchmarks import (  # noqa: E402
     b5_teacher_cache,
     b6_gpu_step,
     b7_fused_head,
+    b8_real_model,
 )
 from benchmarks.common import DEVICE, FULL, SMOKE  # noqa: E402
 
@@ -52,6 +54,7 @@ BENCHES = {
     "b5": b5_teacher_cache,
     "b6": b6_gpu_step,
     "b7": b7_fused_head,
+    "b8": b8_real_model,
 }
 
 

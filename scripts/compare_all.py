@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mmunlearn.demo import run_compare
 from mmunlearn.io import atomic_write_text
-from mmunlearn.losses.objective import METHODS
+from mmunlearn.methods import METHODS
 
 COLUMNS = ("forget", "test", "retain", "neighbor", "general")
 

@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(TEXT_METHODS))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--anchors", default="data/real_knowledge/anchors/harry_potter.json")
     parser.add_argument("--fluency-text", default="data/real_knowledge/corpus/general_heldout.txt")

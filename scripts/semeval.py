@@ -35,7 +35,7 @@ from mmunlearn.data.semeval import SemEvalData, document_example, load_semeval
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.semeval import answer_losses, semeval_scores
 from mmunlearn.io import atomic_write_json, atomic_write_text
-from mmunlearn.losses.objective import build_method
+from mmunlearn.methods import build_method
 from mmunlearn.models.encoding import FALLBACK_TEMPLATE
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.tiny import TinyCausalLMConfig, build_tiny_causal_lm, build_word_tokenizer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS, generate_answers
 from mmunlearn.evaluation.metrics import score_predictions, summarise
 from mmunlearn.evaluation.report import SPLITS, build_report, write_predictions, write_report
-from mmunlearn.evaluation.suite import ALL_METRICS, EvalModel, EvalSettings, Suite, without_rows
+from mmunlearn.evaluation.suite import METRICS, EvalModel, EvalSettings, Suite, without_rows
 from mmunlearn.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def evaluate_models(
     output_dir: str | Path,
     metrics: Sequence[str] = (),
     oracle: str | Path | None = None,
-    settings: EvalSettings | None = None,
+    settings: EvalSettings | Mapping[str, Any] | None = None,
     progress: bool = True,
     benchmark: str = "mmunlearn_jsonl",
     data_options: dict[str, str] | None = None,
@@ -57,12 +57,13 @@ def evaluate_models(
 
     `data` is read by the `benchmark` loader (`mmunlearn.data.benchmarks`) with `data_options`.
 
-    `metrics` empty means all (`suite.ALL_METRICS`). The oracle (`oracle`, or the model named
+    `settings`: EvalSettings, or its configuration values (`{"noise": {"kind": "replace"}}`,
+    built by `EvalSettings.from_values`). `metrics` empty means all (`suite.ALL_METRICS`). The oracle (`oracle`, or the model named
     "oracle") is the reference of forget quality and PrivLeak and is evaluated like the others.
     Results are cached per metric under OUTPUT_DIR/metrics/<model>/.
     """
     output_dir, models = Path(output_dir), dict(models)
-    settings = settings or EvalSettings()
+    settings = EvalSettings.from_values(settings or {})
     if oracle is not None:
         if "oracle" in models and Path(models["oracle"]) != Path(oracle):
             raise ValueError("--oracle given and another --model is named 'oracle'; give one")
@@ -91,7 +92,7 @@ def evaluate_models(
     meta = {
         "data": str(data),
         "models": {name: str(path) for name, path in models.items()},
-        "metrics": list(metrics) or list(ALL_METRICS),
+        "metrics": list(metrics) or METRICS.in_order(),
         "settings": dataclasses.asdict(settings),
         "timings_s": timings,
         "computed": [f"{model}/{metric}" for model, metric in suite.computed],

@@ -45,7 +45,8 @@ def noise_probe(
     progress: bool,
 ) -> Rows:
     """The image+text forget questions with their image noised by a `visual_noise` intervention
-    (seeded per example id, as the teacher does). Needs one pixel tensor per image along dim 0
+    (the teacher's pixel function `VisualNoise.noise_image`, seeded by `VisualNoise.seed_key`
+    as the teacher's `noised_batch` is). Needs one pixel tensor per image along dim 0
     (LLaVA-style); other layouts raise ValueError."""
     bounds = pixel_bounds(loaded.processor, loaded.family)
 
@@ -55,7 +56,7 @@ def noise_probe(
                 f"noise probe: {loaded.family.name} batches {pixels.shape[0]} pixel tensors "
                 f"for {len(examples)} images; it needs one (C, H, W) tensor per image"
             )
-        return noise.apply(pixels, [ex.id for ex in examples], bounds)
+        return noise.apply(pixels, [noise.seed_key(ex) for ex in examples], bounds)
 
     asked = [ex for ex in forget if ex.image is not None]
     if not asked:
@@ -124,7 +125,7 @@ def relearn_probe(
     """Fine-tune a COPY of the model for a few steps on half of the forget questions, then answer
     both halves. Facts of the other half coming back means the knowledge was hidden, not removed
     (Lynch et al., arXiv 2402.16835; Hu et al., arXiv 2406.13356)."""
-    from mmunlearn.losses.objective import build_method
+    from mmunlearn.methods import build_method
     from mmunlearn.training.config import TrainConfig
     from mmunlearn.training.run import train
 

@@ -14,11 +14,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmunlearn.components import build_component
 from mmunlearn.data.example import Example
 from mmunlearn.evaluation.fluency import DEFAULT_CHUNK_TOKENS, read_fluency_text
 from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS
@@ -55,7 +56,15 @@ class EvalSettings:
     fluency_text: str = ""  # a UTF-8 text file (--fluency-text); empty: fluency is missing
     fluency_chunk_tokens: int = DEFAULT_CHUNK_TOKENS  # longest scored sequence, specials included
 
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], path: str = "eval") -> EvalSettings:
+        """Settings from configuration values (`{"noise": {"kind": "replace"}}`), through the
+        one builder: nested components (`noise`, `relearn`) are built as the teachers' are, and
+        an unknown or inapplicable key fails with its path (`eval.noise.knd`)."""
+        return build_component(cls, values, path)
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", tuple(self.roles))  # YAML gives a list
         if self.fluency_chunk_tokens < 2:
             raise ValueError(
                 f"fluency_chunk_tokens {self.fluency_chunk_tokens}: expected at least 2"
@@ -91,8 +100,7 @@ class Metric:
         return " ".join(first.split())
 
 
-METRICS: Registry[Metric] = Registry("metric")
-ALL_METRICS: list[str] = []  # registration order: the order of the report
+METRICS: Registry[Metric] = Registry("metric")  # registration order: the order of the report
 
 
 def metric(
@@ -103,7 +111,6 @@ def metric(
 ) -> Callable:
     def decorate(compute: Callable[[MetricContext], Result]) -> Callable:
         METRICS.register(name)(Metric(name, compute, settings, needs, oracle_needs))
-        ALL_METRICS.append(name)
         return compute
 
     return decorate
@@ -261,7 +268,7 @@ class Suite:
 
     def run(self, model: EvalModel, names: Sequence[str] = ()) -> dict[str, Result]:
         """Every metric in `names` (default all, in report order) for `model`."""
-        names = list(names) or ALL_METRICS
+        names = list(names) or METRICS.in_order()
         for name in names:
             METRICS.get(name)  # an unknown name fails before anything runs
         return {name: self.result(model, name) for name in names}
@@ -289,3 +296,6 @@ def without_rows(results: dict[str, Result]) -> dict[str, Result]:
 
 # The metrics register themselves on import; imported last, as they use the names above.
 from mmunlearn.evaluation import suite_metrics  # noqa: E402, F401
+
+# Every metric of the suite, in report order: read from the registry once all have registered.
+ALL_METRICS: list[str] = METRICS.in_order()

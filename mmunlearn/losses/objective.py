@@ -189,14 +189,3 @@ class Method:
         """The method with `sampler` in place of its own, in every phase too."""
         phases = tuple(phase.with_sampler(sampler) for phase in self.phases)
         return dataclasses.replace(self, sampler=sampler, phases=phases)
-
-
-def __getattr__(name: str) -> Any:
-    """`METHODS` and `build_method` moved to `mmunlearn.methods`; this keeps the old import
-    path of modules not yet updated (training/world_models.py and scripts/) working. Delete it,
-    and its entry in tests/test_layers.py's KNOWN_EXCEPTIONS, once they import from there."""
-    if name in ("METHODS", "build_method"):
-        import mmunlearn.methods
-
-        return getattr(mmunlearn.methods, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

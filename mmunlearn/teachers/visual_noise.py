@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from mmunlearn.components import OnlyFor
+from mmunlearn.data.example import Example
 from mmunlearn.models.families import pixel_bounds
 from mmunlearn.teachers.targets import (
     TEACHERS,
@@ -66,6 +67,10 @@ class VisualNoise:
             raise ValueError(
                 f"noise step={self.step} must be within [0, num_steps={self.num_steps}]"
             )
+
+    def seed_key(self, example: Example) -> str:
+        """What seeds `example`'s noise: its id, or its image path with `seed_by="image"`."""
+        return example.image if self.seed_by == "image" else example.id
 
     def alpha_bar(self) -> float:
         betas = torch.linspace(1e-4, 0.02, self.num_steps, dtype=torch.float64)
@@ -119,8 +124,7 @@ def noised_batch(
     for row, shape in zip(batch["image_rows"].tolist(), batch["image_shapes"], strict=True):
         # this image: `shape[0]` entries along dim 0, its own extent along the others
         region = (slice(start, start + shape[0]), *(slice(0, s) for s in shape[1:]))
-        example = examples[row]
-        key = example.image if noise.seed_by == "image" else example.id
+        key = noise.seed_key(examples[row])
         pixels[region] = noise.noise_image(pixels[region], key, bounds, draw)
         start += shape[0]
     return {**batch, "pixel_values": pixels}

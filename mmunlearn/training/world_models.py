@@ -29,7 +29,7 @@ from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.splits import group_by_role
 from mmunlearn.data.world import load_world_meta
-from mmunlearn.losses.objective import build_method
+from mmunlearn.methods import build_method
 from mmunlearn.models.encoding import FALLBACK_TEMPLATE
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.sources import resolve_model

@@ -81,3 +81,11 @@ def test_unknown_names_and_options_are_named_with_the_closest_match(tofu):
         load_benchmark("tofu", tofu, forget_percnt=1)
     with pytest.raises(ValueError, match=r"forget_percent='five'; expected an integer"):
         load_benchmark("tofu", tofu, forget_percent="five")
+
+
+def test_options_are_checked_before_any_data_is_read(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(TypeError, match=r"\(--data-option forget_percen; options: forget_percent"):
+        load_benchmark("tofu", missing, forget_percen="5")
+    with pytest.raises(TypeError, match=r"benchmark 'melu' has no option 'sets' .*options: none"):
+        load_benchmark("melu", missing, sets="forget")

@@ -42,3 +42,22 @@ def test_noise_probe_noises_only_the_image_questions(loaded, examples, monkeypat
     )
     same = noise_probe(loaded, forget, VisualNoise(kind="gaussian", std=0.0), 2, progress=False)
     assert [r["prediction"] for r in same] == clean
+
+
+def test_noise_probe_seeds_as_the_teacher_does(loaded, examples, monkeypatch):
+    """`seed_by="image"`: every question about one image sees the same noise, in the probe as in
+    the visual_noise teacher (both key the draw with `VisualNoise.seed_key`)."""
+    from mmunlearn.evaluation.probes import noise_probe
+    from mmunlearn.teachers.visual_noise import VisualNoise
+
+    keys = []
+    noise_image = VisualNoise.noise_image
+
+    def spy(self, image, key, bounds, draw=0):
+        keys.append(key)
+        return noise_image(self, image, key, bounds, draw)
+
+    monkeypatch.setattr(VisualNoise, "noise_image", spy)
+    forget = [ex for ex in examples if ex.role == "forget" and ex.image is not None][:3]
+    noise_probe(loaded, forget, VisualNoise(kind="replace", seed_by="image"), 1, progress=False)
+    assert keys == [ex.image for ex in forget]

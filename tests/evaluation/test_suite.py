@@ -150,3 +150,18 @@ def test_mcq_picks_the_likeliest_option(saved, examples, tmp_path, monkeypatch):
 def test_unknown_metric_fails_before_running(saved, few, tmp_path):
     with pytest.raises(KeyError, match="did you mean 'mcq'"):
         Suite(few, tmp_path, progress=False).run(EvalModel("m", saved), ["generation", "mcqq"])
+
+
+def test_settings_from_values_build_nested_components_with_config_paths():
+    from mmunlearn.teachers.visual_noise import VisualNoise
+
+    settings = EvalSettings.from_values(
+        {"roles": ["forget", "retain"], "noise": {"kind": "replace"}, "relearn": {"steps": "3"}}
+    )
+    assert settings.noise == VisualNoise(kind="replace")
+    assert settings.relearn == RelearnConfig(steps=3) and settings.roles == ("forget", "retain")
+    assert EvalSettings.from_values({}) == EvalSettings()
+    with pytest.raises(KeyError, match=r"'eval\.noise\.knd' of VisualNoise — did you mean 'kind'"):
+        EvalSettings.from_values({"noise": {"knd": "replace"}})
+    with pytest.raises(ValueError, match=r"eval\.noise\.std does not apply with eval\.noise\.kind"):
+        EvalSettings.from_values({"noise": {"kind": "replace", "std": 0.5}})

@@ -16,17 +16,15 @@ from mmunlearn.models.families import FAMILIES, concat_padded, pixel_bounds
 from mmunlearn.models.forward import answer_logits
 from mmunlearn.models.loading import load_model
 from mmunlearn.models.lora import LORA_TARGETS
+from mmunlearn.models.tiny_families import TINY_FAMILIES
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.teachers.visual_noise import VisualNoise, noised_batch
 from mmunlearn.testing import tiny_family
 from mmunlearn.training.config import TrainConfig
 from mmunlearn.training.run import train
 
-FAMILY_NAMES = ["llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3"]
-TEXT_FAMILIES = ["gpt2", "llama", "olmo", "olmo2", "qwen2"]
 
-
-@pytest.fixture(scope="module", params=FAMILY_NAMES + TEXT_FAMILIES)
+@pytest.fixture(scope="module", params=TINY_FAMILIES.in_order())
 def saved(request, examples, tmp_path_factory):
     """A tiny model of one family written by save_pretrained (load it with `load_model`)."""
     path = tmp_path_factory.mktemp(request.param)
@@ -53,7 +51,8 @@ def mixed(loaded, examples, n=4):
 def test_the_loaded_model_is_its_family(saved):
     name, path = saved
     loaded = load_model(path)
-    assert loaded.model.config.model_type == name
+    if name in FAMILIES:  # named after its model type; else a checkpoint's copy (smollm2: Llama)
+        assert loaded.model.config.model_type == name
     assert loaded.family is FAMILIES[loaded.model.config.model_type]
 
 

@@ -49,3 +49,11 @@ def test_bad_settings_are_named():
         VisualNoise("blur")
     with pytest.raises(ValueError, match="std=-1"):
         VisualNoise("gaussian", std=-1)
+
+
+def test_seed_key_is_the_example_id_or_its_image():
+    from mmunlearn.data.example import Example
+
+    ex = Example("q1", "ann", "forget", "Who?", "Ann", image="faces/ann.png")
+    assert VisualNoise().seed_key(ex) == "q1"
+    assert VisualNoise(seed_by="image").seed_key(ex) == "faces/ann.png"
