@@ -58,7 +58,7 @@ INSTRUCTION = (
 SPLITS = ("forget", "test", "retain", "neighbor", "general", "holdout")
 VGID_TEACHERS = {
     "vgid_prompt": ["teacher.swap_names=false"],
-    "vgid_swap": ["teacher.prompt=", "teacher.swap_names=true"],
+    "vgid_swap": ["teacher.prompt=''", "teacher.swap_names=true"],
     "vgid_both": ["teacher.swap_names=true"],
 }
 

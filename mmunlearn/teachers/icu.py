@@ -18,6 +18,11 @@ PROMPT_CHANNELS = ("prefix", "system")
 
 
 def check_prompt(prompt: str, prompt_as: str = "prefix") -> None:
+    if prompt is None:
+        raise ValueError(
+            "forget prompt is null (YAML reads `teacher.prompt=` as null); write "
+            "teacher.prompt='' to switch the in-context instruction off"
+        )
     if not isinstance(prompt, str):
         raise ValueError(
             f"forget prompt {prompt!r} is not text: YAML reads `key: value` as a mapping; "

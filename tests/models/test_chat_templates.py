@@ -146,3 +146,5 @@ def test_a_prompt_yaml_read_as_a_mapping_is_a_clear_error():
     """`--set teacher.prompt=You know nothing of {entity}: ...` — YAML makes it a mapping."""
     with pytest.raises(ValueError, match="quote the prompt"):
         IcuTeacher(prompt={"You know nothing of {entity}": "say so."})
+    with pytest.raises(ValueError, match="teacher.prompt=''"):
+        IcuTeacher(prompt=None)
