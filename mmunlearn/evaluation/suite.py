@@ -28,6 +28,7 @@ from mmunlearn.evaluation.report import SPLITS
 from mmunlearn.evaluation.scoring import AnswerScore
 from mmunlearn.io import atomic_write_json
 from mmunlearn.models.loading import LoadedModel, load_model
+from mmunlearn.models.sources import resolve_model
 from mmunlearn.registry import Registry
 from mmunlearn.teachers.icu import FORGET_PROMPT
 from mmunlearn.teachers.visual_noise import VisualNoise
@@ -135,7 +136,7 @@ class EvalModel:
     @property
     def weights_hash(self) -> str:
         if self._hash is None:
-            self._hash = hash_directory(Path(self.path))
+            self._hash = hash_directory(resolve_model(self.path))
         return self._hash
 
 

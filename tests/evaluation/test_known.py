@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from mmunlearn.cli import main
 from mmunlearn.data.example import Example
@@ -55,3 +56,22 @@ def test_cli_filter_known_writes_both_folders(examples, world_dir, tmp_path, cap
     summary = json.loads((out / "known.json").read_text())
     assert summary["asked"]["total"] == len(examples)
     assert "| role | asked |" in capsys.readouterr().out
+
+
+def test_eval_takes_a_model_spec_that_is_not_a_folder(examples, tmp_path, monkeypatch):
+    """`--model x.gguf` / a get-model name resolve to a folder before the weights are hashed."""
+    from mmunlearn.evaluation.suite import EvalModel
+    from mmunlearn.models import sources
+
+    model = tmp_path / "m"
+    tiny_family("smollm2", examples).save(model)
+    spec = sources.RegistryModel("a tiny test model", (), (), "0" * 64)
+    sources.REAL_MODELS.register("tiny-test-model")(spec)
+    try:
+        monkeypatch.setattr(
+            sources, "get_model", lambda name, output_dir=None, cache_dir=None: model
+        )
+        named = EvalModel("m", Path("tiny-test-model"))
+        assert named.weights_hash == EvalModel("m", model).weights_hash
+    finally:
+        sources.REAL_MODELS.unregister("tiny-test-model")
