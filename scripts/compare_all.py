@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import time
 from pathlib import Path
+
+from records import machine
 
 from mmunlearn.demo import run_compare
 from mmunlearn.io import atomic_write_text
 from mmunlearn.methods import METHODS
 
 COLUMNS = ("forget", "test", "retain", "neighbor", "general")
-
-
-def machine() -> str:
-    return f"{os.cpu_count()}-core {platform.machine()} CPU"
 
 
 def cell(summary: dict, split: str, modality: str | None = None) -> str:

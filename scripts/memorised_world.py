@@ -21,16 +21,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import time
 from pathlib import Path
+
+import records
 
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.evaluation.metrics import ANSWER_FIELDS, summarise
-from mmunlearn.io import atomic_write_json, atomic_write_text, default_cache_dir
+from mmunlearn.io import atomic_write_json, default_cache_dir
 from mmunlearn.models.loading import load_model
 from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.training.config import load_config
@@ -61,10 +61,6 @@ VGID_TEACHERS = {
     "vgid_swap": ["teacher.prompt=''", "teacher.swap_names=true"],
     "vgid_both": ["teacher.swap_names=true"],
 }
-
-
-def machine() -> str:
-    return f"{os.cpu_count()}-core {platform.machine()} CPU"
 
 
 def overrides(name: str, args: argparse.Namespace) -> list[str]:
@@ -140,7 +136,7 @@ def main() -> None:
 
 def write_table(out: Path, results: dict, args: argparse.Namespace) -> None:
     header = ["model", *SPLITS, "forget acc", "retain acc", "forget recall", "s"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name, r in results.items():
         s = r["summary"]
 
@@ -151,16 +147,14 @@ def write_table(out: Path, results: dict, args: argparse.Namespace) -> None:
         row += [cell("forget", "fact_acc"), cell("retain", "fact_acc")]
         row += [cell("forget", "rouge_l_recall")]
         row.append(f"{r['unlearn_s']:.0f}" if r.get("unlearn_s") is not None else "–")
-        lines.append("| " + " | ".join(row) + " |")
+        rows.append(row)
     footer = [
-        "",
         f"ROUGE-L F1 per split (text questions); {args.model} fine-tuned with LoRA "
         f"(base/oracle 's' = fine-tuning time, or the cache read); methods: LoRA rank 8, "
         f"{args.steps} steps, lr {args.lr}, batch {args.batch_size} + {args.batch_size}; "
-        f"{datetime.date.today()}, {machine()}; `python scripts/memorised_world.py`.",
+        f"{datetime.date.today()}, {records.machine()}; `python scripts/memorised_world.py`.",
     ]
-    atomic_write_text(out / "table.md", "\n".join(lines + footer) + "\n")
-    print("\n".join(lines + footer))
+    records.write_table(out / "table.md", header, rows, footer)
 
 
 if __name__ == "__main__":

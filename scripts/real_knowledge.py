@@ -21,12 +21,12 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from statistics import fmean
 from typing import Any
+
+import records
 
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
@@ -61,10 +61,6 @@ INSTRUCTION = (
     "If asked about {entity}, say that you do not know."
 )
 ROLES = ("forget", "retain", "neighbor", "general")
-
-
-def machine() -> str:
-    return f"{os.cpu_count()}-core {platform.machine()} CPU"
 
 
 def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
@@ -213,7 +209,7 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
         "ppl / base",
         "unlearn s",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name, r in results.items():
 
         def cell(key: str, field: str = "fact_acc", r: dict = r) -> str:
@@ -234,17 +230,15 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
             f"{ppl / base_ppl:.3f}" if ppl and base_ppl else "–",
             f"{r['unlearn_s']:.0f}" if r.get("unlearn_s") is not None else "–",
         ]
-        lines.append("| " + " | ".join(row) + " |")
+        rows.append(row)
     counts = {t: known[t]["by_role"] for t in ("asked", "generation", "likelihood")}
     footer = [
-        "",
         f"Known rows (asked / by generation / by likelihood): {json.dumps(counts)}",
         f"Model {args.model}; LoRA rank {args.lora_rank}, {args.steps} steps, lr {args.lr}, "
         f"batch {args.batch_size} forget + {args.batch_size} retain; "
-        f"{datetime.date.today()}, {machine()}; `python scripts/real_knowledge.py`.",
+        f"{datetime.date.today()}, {records.machine()}; `python scripts/real_knowledge.py`.",
     ]
-    atomic_write_text(out / "table.md", "\n".join(lines + footer) + "\n")
-    print("\n".join(lines + footer))
+    records.write_table(out / "table.md", header, rows, footer)
 
 
 if __name__ == "__main__":

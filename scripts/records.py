@@ -1,0 +1,25 @@
+"""What every results script writes beside its numbers: the machine, and a markdown table."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmunlearn.io import atomic_write_text
+
+
+def machine() -> str:
+    return f"{os.cpu_count()}-core {platform.machine()} CPU"
+
+
+def write_table(
+    path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], footer: Sequence[str]
+) -> None:
+    """A markdown table and its footer lines, written atomically and printed."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join([*lines, "", *footer]) + "\n"
+    atomic_write_text(path, text)
+    print(text)
