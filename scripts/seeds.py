@@ -44,7 +44,6 @@ def main() -> None:
             DEMO_UNLEARN,
             out / "vgid",
             progress=False,
-            max_new_tokens=WORLD_ANSWER_TOKENS,
         )
         v, _ = evaluate(
             load_model(model), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS
