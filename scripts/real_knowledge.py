@@ -31,10 +31,8 @@ import records
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
 from mmunlearn.evaluation.generate import generate_answers
-from mmunlearn.evaluation.known import find_known, write_known
-from mmunlearn.evaluation.likelihood import pick_option
+from mmunlearn.evaluation.known import chosen_options, find_known, write_known
 from mmunlearn.evaluation.metrics import score_predictions
-from mmunlearn.evaluation.scoring import Query, score_answers
 from mmunlearn.io import atomic_write_json, atomic_write_text
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.recipes.unlearn import unlearn
@@ -124,13 +122,10 @@ def measure(
 
 
 def mcq(loaded: LoadedModel, rows: list) -> dict[str, Any]:
-    queries = [Query(ex, option) for ex in rows for option in ex.options]
-    scores = iter(score_answers(loaded, queries, 32, False))
+    chosen = chosen_options(loaded, rows, progress=False)
     by_role: dict[str, list[float]] = {}
     for ex in rows:
-        means = [next(scores).mean_logprob for _ in ex.options]
-        right = ex.options[pick_option(means)] == ex.answer
-        by_role.setdefault(ex.role, []).append(float(right))
+        by_role.setdefault(ex.role, []).append(float(chosen.get(ex.id) == ex.answer))
     return {role: {"acc": fmean(v), "n": len(v)} for role, v in by_role.items()}
 
 

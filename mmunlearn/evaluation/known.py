@@ -64,6 +64,17 @@ def find_known(
     predictions = generate_answers(
         loaded, examples, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress
     )
+    chosen = chosen_options(loaded, examples, batch_size, progress)
+    return [
+        Known(ex, pred, chosen.get(ex.id)) for ex, pred in zip(examples, predictions, strict=True)
+    ]
+
+
+def chosen_options(
+    loaded: LoadedModel, examples: Sequence[Example], batch_size: int = 32, progress: bool = True
+) -> dict[str, str]:
+    """Example id → the option the model ranks first (`likelihood.pick_option`), for every
+    example with at least two options that include its answer."""
     with_options = [ex for ex in examples if len(ex.options) >= 2 and ex.answer in ex.options]
     queries = [Query(ex, option) for ex in with_options for option in ex.options]
     scores = iter(score_answers(loaded, queries, batch_size, progress))
@@ -71,9 +82,7 @@ def find_known(
     for ex in with_options:
         means = [next(scores).mean_logprob for _ in ex.options]
         chosen[ex.id] = ex.options[pick_option(means)]
-    return [
-        Known(ex, pred, chosen.get(ex.id)) for ex, pred in zip(examples, predictions, strict=True)
-    ]
+    return chosen
 
 
 def write_known(checks: Sequence[Known], output_dir: str | Path) -> dict[str, Any]:
