@@ -148,3 +148,14 @@ def test_a_prompt_yaml_read_as_a_mapping_is_a_clear_error():
         IcuTeacher(prompt={"You know nothing of {entity}": "say so."})
     with pytest.raises(ValueError, match="teacher.prompt=''"):
         IcuTeacher(prompt=None)
+
+
+def test_bad_real_model_inputs_are_clear_errors(tmp_path, world_dir, capsys):
+    """A misspelled registry name, a missing .gguf file, a zero generation length."""
+    assert main(["get-model", "smolm2-135m-instruct"]) == 2
+    assert "did you mean 'smollm2-135m-instruct'" in capsys.readouterr().err
+    args = ["eval", "--data", str(world_dir), "--output-dir", str(tmp_path / "e")]
+    assert main([*args, "--model", str(tmp_path / "x.gguf")]) == 2
+    assert "no such GGUF file" in capsys.readouterr().err
+    assert main([*args, "--model", str(tmp_path), "--max-new-tokens", "0"]) == 2
+    assert "--max-new-tokens 0: expected at least 1" in capsys.readouterr().err
