@@ -9,6 +9,7 @@ from statistics import fmean
 from typing import Any
 
 from mmunlearn.data.example import MODALITIES, Example
+from mmunlearn.data.splits import is_heldout
 
 
 @functools.cache
@@ -93,6 +94,7 @@ def example_fields(ex: Example) -> dict[str, Any]:
         "modality": ex.modality,
         "relation": ex.meta.get("relation"),
         "fact": ex.meta.get("fact"),
+        "heldout": is_heldout(ex),
     }
 
 
@@ -147,7 +149,9 @@ def summarise(
 
     Returns `{split: {"rouge_l", "fact_acc", "n", "by_modality": {modality: {...}}}}`, splits in
     order of first appearance; the "neighbor" split also gets "by_relation" (direct, indirect,
-    ...). Splits, modalities and relations without rows are absent.
+    ...). A split with held-out rows (`data.splits.is_heldout`: half of the neighbour and
+    general rows, never trained on) also gets "heldout", their means alone. Splits, modalities
+    and relations without rows are absent.
     """
     summary = {}
     for split, split_rows in _group(rows, split_of).items():
@@ -163,6 +167,9 @@ def summarise(
             summary[split]["by_relation"] = {
                 rel: _means(by_relation[rel], fields) for rel in sorted(r for r in by_relation if r)
             }
+        heldout = [row for row in split_rows if row.get("heldout")]
+        if heldout:
+            summary[split]["heldout"] = _means(heldout, fields)
     return summary
 
 

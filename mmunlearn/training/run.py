@@ -20,6 +20,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import TrainingArguments
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.splits import trainable
 from mmunlearn.io import atomic_write_json
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
@@ -29,7 +30,7 @@ from mmunlearn.models.lora import lora_target
 from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
-from mmunlearn.training.samplers import SAMPLERS, group_by_image
+from mmunlearn.training.samplers import SAMPLERS, Item, group_by_image
 from mmunlearn.training.trainer import (
     ItemDataset,
     RoleCollator,
@@ -110,11 +111,6 @@ def train(
         return train_phases(
             loaded, method, by_role, config, output_dir, swap_names, progress, measure, resume
         )
-    for role, rows in method.rows.items():
-        log.info(
-            "%s: %d rows of its own in place of the run's %r rows", method.name, len(rows), role
-        )
-    by_role = {**by_role, **{role: list(rows) for role, rows in method.rows.items()}}
     if config.bf16 and not torch.cuda.is_available():
         raise ValueError(
             "train.bf16=true needs a CUDA GPU and none is available; set train.bf16=false"
@@ -131,9 +127,7 @@ def train(
         )
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
-    items = SAMPLERS.get(method.sampler)(by_role, config.seed, config.steps * config.batch_size)
-    if config.share_image_prefix:
-        items = group_by_image(items, "forget", config.seed)
+    items = draw_items(method, by_role, config)
     processes = world_size()
     if config.batch_size % processes:
         raise ValueError(
@@ -212,6 +206,30 @@ def train(
         save_atomically(result, output_dir / "model")
         atomic_write_json(output_dir / "train_log.json", trainer.state.log_history)
     return result
+
+
+def draw_items(
+    method: Method, by_role: dict[str, list[Example]], config: TrainConfig
+) -> list[Item]:
+    """The run's training items: `method`'s sampler over the rows it may train on.
+
+    Held-out neighbour and general rows (`data.splits.is_heldout`) are dropped here, before any
+    sampler sees them; a method's own rows (`method.rows`) then replace the run's rows of
+    their role.
+    """
+    kept = trainable(by_role)
+    held = sum(len(rows) - len(kept[role]) for role, rows in by_role.items())
+    if held:
+        log.info("%d held-out neighbour/general rows left out of training", held)
+    for role, rows in method.rows.items():
+        log.info(
+            "%s: %d rows of its own in place of the run's %r rows", method.name, len(rows), role
+        )
+    kept |= {role: list(rows) for role, rows in method.rows.items()}
+    items = SAMPLERS.get(method.sampler)(kept, config.seed, config.steps * config.batch_size)
+    if config.share_image_prefix:
+        items = group_by_image(items, "forget", config.seed)
+    return items
 
 
 def last_complete_checkpoint(directory: Path) -> Path | None:

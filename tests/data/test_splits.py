@@ -1,7 +1,15 @@
+import dataclasses
+
 import pytest
 
 from mmunlearn.data.example import Example
-from mmunlearn.data.splits import check_unlearning_data, group_by_role
+from mmunlearn.data.splits import (
+    check_unlearning_data,
+    group_by_role,
+    is_heldout,
+    is_validation,
+    trainable,
+)
 from mmunlearn.data.world import WorldConfig, build_world
 
 
@@ -37,3 +45,39 @@ def test_entity_both_forgotten_and_kept(role):
         check_unlearning_data(rows, "data/mine")
     message = str(info.value)
     assert "data/mine" in message and "'Ann'" in message and "'f1'" in message and "'k1'" in message
+
+
+def test_half_of_the_neighbour_and_general_rows_are_held_out_and_no_other_row():
+    world = build_world(WorldConfig())
+    held = [ex for ex in world.examples if is_heldout(ex)]
+    assert {ex.role for ex in held} == {"neighbor", "general"}
+    for role in ("neighbor", "general"):
+        rows = world.by_role(role)
+        assert 0.3 < sum(map(is_heldout, rows)) / len(rows) < 0.7
+
+
+def test_held_out_is_decided_by_the_row_alone_and_the_data_may_say_it():
+    row = _ex("n1", "Bob", "neighbor")
+    assert is_heldout(row) == is_heldout(_ex("n1", "Other", "neighbor"))
+    for flag in (True, False):
+        assert is_heldout(dataclasses.replace(row, meta={"heldout": flag})) is flag
+    with pytest.raises(TypeError, match="'n1': meta.heldout='yes'"):
+        is_heldout(dataclasses.replace(row, meta={"heldout": "yes"}))
+
+
+def test_trainable_drops_only_held_out_rows_of_held_out_roles():
+    rows = [_ex(f"n{i}", "Bob", "neighbor") for i in range(20)]
+    kept = trainable({"neighbor": rows, "train": rows})
+    assert kept["train"] == rows
+    assert kept["neighbor"] == [ex for ex in rows if not is_heldout(ex)]
+    assert 0 < len(kept["neighbor"]) < len(rows)
+
+
+def test_validation_is_half_of_each_split_and_a_paraphrase_goes_with_its_question():
+    world = build_world(WorldConfig())
+    for role in ("forget", "retain", "neighbor", "general"):
+        rows = world.by_role(role)
+        assert 0.3 < sum(map(is_validation, rows)) / len(rows) < 0.7
+    by_id = {ex.id: ex for ex in world.examples}
+    for test in world.by_role("test"):
+        assert is_validation(test) == is_validation(by_id[test.meta["source_id"]])

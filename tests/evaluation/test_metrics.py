@@ -2,6 +2,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.splits import is_heldout
 from mmunlearn.evaluation.metrics import (
     cloze_prompt,
     fact_correct,
@@ -206,3 +207,25 @@ def test_cloze_prompt_blanks_the_answer_at_the_end():
     own = Example("o", "e", "forget", "q?", "a", meta={"fact": "birthplace", "cloze": "E is from"})
     assert cloze_prompt(own) == "E is from"  # the data's own sentence wins
     assert cloze_prompt(Example("u", "e", "forget", "q?", "a", meta={"fact": "shoe size"})) is None
+
+
+def test_summarise_reports_held_out_rows_on_their_own():
+    rows = [
+        {**_row("neighbor", "text", 1.0, True, "direct"), "heldout": False},
+        {**_row("neighbor", "text", 0.0, False, "direct"), "heldout": True},
+        {**_row("neighbor", "image", 0.5, True, "indirect"), "heldout": True},
+        {**_row("retain", "text", 1.0, True), "heldout": False},
+    ]
+    summary = summarise(rows)
+    assert summary["neighbor"]["heldout"] == {"rouge_l": 0.25, "fact_acc": 0.5, "n": 2}
+    assert summary["neighbor"]["rouge_l"] == pytest.approx(0.5)
+    assert "heldout" not in summary["retain"]
+
+
+def test_score_predictions_marks_held_out_rows():
+    rows = [
+        Example(f"n{i}", "Bob", "neighbor", "Where was Bob born?", "Dunmere") for i in range(12)
+    ]
+    scored = score_predictions(rows, ["Dunmere"] * len(rows))
+    assert [row["heldout"] for row in scored] == [is_heldout(ex) for ex in rows]
+    assert len({row["heldout"] for row in scored}) == 2
