@@ -1,26 +1,32 @@
 """TOFU-style QA (Maini et al., arXiv 2401.06121) as Example records, text-only.
 
-Layout: a clone of the Hugging Face dataset `locuslab/TOFU` — JSON files (JSON lines, though
-named `.json`; a JSON list is read too), each row `{"question", "answer"}`:
+Layouts: a clone of the Hugging Face dataset `locuslab/TOFU`, in either of the forms users have:
+- `json` (the main branch): JSON files (JSON lines, though named `.json`; a JSON list is read
+  too), each row `{"question", "answer"}`, e.g. `forget10.json`;
+- `parquet` (the `refs/convert/parquet` branch the Hub's viewer and `datasets` write): one folder
+  per subset holding parquet shards, e.g. `forget10/train/0000.parquet` (or `forget10/*.parquet`).
 
-| file | role here |
+| subset | role here |
 | --- | --- |
-| `forget{01,05,10}.json` | forget |
-| `retain{99,95,90}.json` | retain (the complement of the forget split) |
-| `holdout{01,05,10}.json` | holdout (authors never trained on) |
-| `real_authors.json`, `world_facts.json` | general (model utility) |
+| `forget{01,05,10}` | forget |
+| `retain{99,95,90}` | retain (the complement of the forget split) |
+| `holdout{01,05,10}` | holdout (authors never trained on) |
+| `real_authors`, `world_facts` | general (model utility) |
 
-The evaluation files `forget{NN}_perturbed.json`, `retain_perturbed.json`,
-`real_authors_perturbed.json` and `world_facts_perturbed.json` repeat questions of those splits
+The evaluation subsets `forget{NN}_perturbed`, `retain_perturbed`, `real_authors_perturbed`
+and `world_facts_perturbed` repeat questions of those splits
 with `paraphrased_answer`, `perturbed_answer` (a list) and, for forget and retain,
 `paraphrased_question`. They are joined to the records with the same question:
 `paraphrases` ← paraphrased_question, `options` ← (answer, *perturbed answers),
 `meta.paraphrased_answer`, `meta.perturbed_answers`; and each forget question with a paraphrase
 also becomes a `test` record (the paraphrased question, the same answer).
 
-TOFU has no author column: its files list 20 questions per author, author after author, so a
-record's entity is `<file stem>/author-<row // 20>` (`questions_per_author`). Entities are thus
-distinct across files by construction; the forget/retain overlap check cannot see through this.
+TOFU has no author column: its files list 20 questions per author, author after author
+(`questions_per_author`). A record's entity is the author's name, found in that author's
+questions and answers (the capitalised phrase most of them mention, `names.frequent_name`; the
+log says how many names were found so); an author block with no such phrase keeps
+`<subset>/author-<row // 20>`. Records without `alt_answers` get an "I don't know" phrase
+(`idk.with_idk_answers`, drawn with `idk_seed`).
 """
 
 from __future__ import annotations
@@ -32,12 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.idk import with_idk_answers
 from mmunlearn.data.jsonl import DataError
+from mmunlearn.data.names import NameSources, frequent_name
 from mmunlearn.data.tables import (
+    Row,
     check_split_choice,
     check_unique_ids,
     default_sets,
     read_json_rows,
+    read_parquet_rows,
     text_field,
     text_list,
 )
@@ -48,18 +58,40 @@ FORGET_PERCENTS = (1, 5, 10)
 SETS = ("forget", "retain", "holdout", "real_authors", "world_facts")
 ROLES = {"real_authors": "general", "world_facts": "general"}
 PER_AUTHOR = ("forget", "retain", "holdout")  # files ordered author by author
+# layout → where subset `stem` lives, in the order they are tried
+LAYOUTS = {
+    "json": ("{stem}.json",),
+    "parquet": ("{stem}/train/*.parquet", "{stem}/*.parquet"),
+}
 
 
-def tofu_files(forget_percent: int) -> dict[str, tuple[str, str | None]]:
-    """Set → (file name, its perturbed evaluation file or None)."""
+def tofu_subsets(forget_percent: int) -> dict[str, tuple[str, str | None]]:
+    """Set → (subset name, its perturbed evaluation subset or None)."""
     nn = f"{forget_percent:02d}"
     return {
-        "forget": (f"forget{nn}.json", f"forget{nn}_perturbed.json"),
-        "retain": (f"retain{100 - forget_percent}.json", "retain_perturbed.json"),
-        "holdout": (f"holdout{nn}.json", None),
-        "real_authors": ("real_authors.json", "real_authors_perturbed.json"),
-        "world_facts": ("world_facts.json", "world_facts_perturbed.json"),
+        "forget": (f"forget{nn}", f"forget{nn}_perturbed"),
+        "retain": (f"retain{100 - forget_percent}", "retain_perturbed"),
+        "holdout": (f"holdout{nn}", None),
+        "real_authors": ("real_authors", "real_authors_perturbed"),
+        "world_facts": ("world_facts", "world_facts_perturbed"),
     }
+
+
+def find_subset(root: Path, stem: str) -> Path | None:
+    """The file (json layout) or shard folder (parquet layout) holding subset `stem`."""
+    for patterns in LAYOUTS.values():
+        for pattern in patterns:
+            found = sorted(root.glob(pattern.format(stem=stem)))
+            if found:
+                return found[0] if pattern.endswith(".json") else found[0].parent
+    return None
+
+
+def read_subset(source: Path, what: str) -> list[Row]:
+    """Rows of a subset found by `find_subset`."""
+    if source.suffix == ".json":
+        return read_json_rows(source, what)
+    return read_parquet_rows(source, ("question", "answer"), what)
 
 
 def load_tofu(
@@ -67,62 +99,125 @@ def load_tofu(
     forget_percent: int = 10,
     sets: tuple[str, ...] | None = None,
     questions_per_author: int = 20,
+    idk_seed: int = 0,
 ) -> list[Example]:
     """Records of the forget split `forget_percent` (1, 5 or 10), its retain complement and the
     chosen `sets` (default: forget and retain, which must exist, plus holdout, real_authors and
-    world_facts when their files do). Perturbed files are joined when present."""
+    world_facts when their subsets do), in the json or parquet layout. Perturbed subsets are
+    joined when present."""
     root = Path(path)
     check_split_choice("TOFU", forget_percent, FORGET_PERCENTS, sets=(sets or (), SETS))
-    files = tofu_files(forget_percent)
+    subsets = tofu_subsets(forget_percent)
+    check_layout(root, subsets["forget"][0])
     if sets is None:
-        sets = default_sets(SETS[:2], SETS[2:], lambda name: (root / files[name][0]).is_file())
+        sets = default_sets(
+            SETS[:2], SETS[2:], lambda name: find_subset(root, subsets[name][0]) is not None
+        )
     examples: list[Example] = []
     for name in sets:
-        file, perturbed = files[name]
+        stem, perturbed = subsets[name]
+        source = find_subset(root, stem)
+        if source is None:
+            raise DataError(
+                f"{root}: subset {stem!r} not found (looked for {_patterns(stem)}); "
+                f"expected TOFU's {name} split"
+            )
         per_author = questions_per_author if name in PER_AUTHOR else None
-        records = qa_records(root / file, ROLES.get(name, name), per_author)
-        if perturbed and (root / perturbed).is_file():
-            records = join_perturbed(records, root / perturbed)
+        records = qa_records(source, ROLES.get(name, name), per_author, stem=stem)
+        extra = find_subset(root, perturbed) if perturbed else None
+        if extra is not None:
+            records = join_perturbed(records, extra)
         examples += records
         if name == "forget":
             examples += paraphrase_tests(records)
     check_unique_ids(examples, str(root))
     _check_no_shared_questions(examples, root)
     log.info("TOFU: %d records from %s", len(examples), ", ".join(sets))
-    return examples
+    return with_idk_answers(examples, idk_seed)
+
+
+def check_layout(root: Path, forget: str) -> None:
+    """Refuse a folder in none of the known layouts, naming them."""
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found (expected a clone of locuslab/TOFU)")
+    if find_subset(root, forget) is None:
+        known = "; ".join(
+            f"{layout}: {' or '.join(p.format(stem=forget) for p in patterns)}"
+            for layout, patterns in LAYOUTS.items()
+        )
+        raise DataError(
+            f"{root}: not a TOFU layout this loader knows (no {forget!r} subset); known "
+            f"layouts — {known}"
+        )
+
+
+def _patterns(stem: str) -> str:
+    return ", ".join(p.format(stem=stem) for patterns in LAYOUTS.values() for p in patterns)
 
 
 def qa_records(
-    file: Path, role: str, questions_per_author: int | None, prefix: str = "tofu"
+    source: Path,
+    role: str,
+    questions_per_author: int | None,
+    prefix: str = "tofu",
+    stem: str | None = None,
 ) -> list[Example]:
-    """One text record per `{question, answer}` row of `file`; entity = author index when the
-    file lists `questions_per_author` questions per author, else the row itself."""
-    rows = read_json_rows(file, "TOFU-style rows with 'question' and 'answer'")
+    """One text record per `{question, answer}` row of `source` (a file or a shard folder);
+    entity = the author's name when the subset lists `questions_per_author` questions per
+    author (see the module docstring), else the row itself."""
+    rows = read_subset(source, "TOFU-style rows with 'question' and 'answer'")
+    stem = stem or source.stem
     if questions_per_author and len(rows) % questions_per_author:
         raise DataError(
-            f"{file}: {len(rows)} rows is not a multiple of questions_per_author="
+            f"{source}: {len(rows)} rows is not a multiple of questions_per_author="
             f"{questions_per_author} (TOFU lists 20 questions per author); pass the right number"
         )
-    stem = file.stem
+    pairs = [
+        (text_field(row, "question", where), text_field(row, "answer", where))
+        for where, row in rows
+    ]
+    entities = (
+        author_names(pairs, questions_per_author, stem, NameSources("TOFU"))
+        if questions_per_author
+        else [f"{stem}/{i}" for i in range(len(pairs))]
+    )
     return [
         Example(
             id=f"{prefix}-{stem}-{i}",
-            entity=f"{stem}/author-{i // questions_per_author}"
-            if questions_per_author
-            else f"{stem}/{i}",
+            entity=entity,
             role=role,
-            question=text_field(row, "question", where),
-            answer=text_field(row, "answer", where),
+            question=question,
+            answer=answer,
             meta={"modality": "text", "kind": "qa", "set": stem},
         )
-        for i, (where, row) in enumerate(rows)
+        for i, ((question, answer), entity) in enumerate(zip(pairs, entities, strict=True))
     ]
 
 
+def author_names(
+    pairs: list[tuple[str, str]], per_author: int, stem: str, sources: NameSources
+) -> list[str]:
+    """Each row's author: the name most of its block's questions and answers mention."""
+    entities = []
+    for start in range(0, len(pairs), per_author):
+        block = pairs[start : start + per_author]
+        found = frequent_name(text for pair in block for text in pair)
+        if found is not None and found[1] >= 2:
+            name = found[0]
+            sources.add("the questions and answers of the author's block", name)
+        else:
+            name = f"{stem}/author-{start // per_author}"
+            sources.add("no name in the author's questions (position kept)", name)
+        entities += [name] * len(block)
+    sources.log(stem)
+    return entities
+
+
 def join_perturbed(records: list[Example], file: Path) -> list[Example]:
-    """`records` with the paraphrases and perturbed answers of `file`'s rows of the same
-    question; rows of `file` whose question is not among `records` are counted in the log."""
-    rows = read_json_rows(file, "TOFU perturbed rows with 'question' and 'answer'")
+    """`records` with the paraphrases and perturbed answers of `file`'s rows (a file or shard
+    folder) of the same question; rows whose question is not among `records` are counted in
+    the log."""
+    rows = read_subset(file, "TOFU perturbed rows with 'question' and 'answer'")
     extras: dict[str, dict[str, Any]] = {}
     for where, row in rows:
         question = text_field(row, "question", where)
