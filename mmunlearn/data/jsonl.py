@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from mmunlearn.data.example import ROLES, Example
+from mmunlearn.data.images import ImageError, open_image, resolve_inside
 from mmunlearn.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -46,9 +45,11 @@ def _to_row(example: Example, root: Path) -> dict[str, Any]:
     return row
 
 
-def load_examples(path: str | os.PathLike) -> list[Example]:
+def load_examples(path: str | os.PathLike, allow_outside_images: bool = False) -> list[Example]:
     """Read a `.jsonl` file, or every `*.jsonl` of a folder in sorted order, into validated
-    records whose image paths are absolute."""
+    records whose image paths are absolute. Image paths must lead inside the JSONL file's folder
+    (symbolic links followed) unless `allow_outside_images`; each image is decoded once, here,
+    and checked as `images.open_image` does (allowed formats, pixel cap)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
@@ -59,15 +60,13 @@ def load_examples(path: str | os.PathLike) -> list[Example]:
     else:
         raise DataError(f"{path}: expected an existing .jsonl file or a folder of them")
     first_seen: dict[str, str] = {}  # id -> "file, row n" where it first appeared
-    image_problems: dict[Path, str | None] = {}  # each image file is decoded once
     examples: list[Example] = []
     for file in files:
-        lines = file.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(read_lines(file), start=1):
             if not line.strip():
                 continue
             where = f"{file}, row {number}"
-            example = _parse_line(line, where, file.parent.absolute(), image_problems)
+            example = _parse_line(line, where, file.parent.absolute(), allow_outside_images)
             if example.id in first_seen:
                 raise DataError(
                     f"{where}, field 'id': duplicate id {example.id!r} "
@@ -79,14 +78,28 @@ def load_examples(path: str | os.PathLike) -> list[Example]:
     return examples
 
 
+def read_lines(file: Path) -> list[str]:
+    """The file's lines, split on '\\n' alone: JSON strings may hold U+2028, U+0085 and the other
+    characters `str.splitlines` also breaks at. Bytes that are not UTF-8 are a DataError naming
+    the file and the row."""
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{file}, row {row}: bytes {data[exc.start : exc.end]!r} are not UTF-8 ({exc.reason}); "
+            "expected a UTF-8 text file"
+        ) from None
+    return text.split("\n")
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _parse_line(
-    line: str, where: str, folder: Path, image_problems: dict[Path, str | None]
-) -> Example:
+def _parse_line(line: str, where: str, folder: Path, allow_outside_images: bool) -> Example:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -122,22 +135,10 @@ def _parse_line(
     if image is not None:
         if not isinstance(image, str) or not image.strip():
             raise bad("image", "expected a file path relative to the JSONL file's folder, or null")
-        resolved = Path(os.path.normpath(folder / image))
-        if resolved not in image_problems:
-            image_problems[resolved] = _image_problem(resolved)
-        if image_problems[resolved]:
-            raise DataError(f"{where}, field 'image': {image!r} {image_problems[resolved]}")
+        try:
+            resolved = resolve_inside(folder, image, allow_outside_images)
+            open_image(resolved)  # decoded into the run's image cache, which the encoder reads
+        except ImageError as error:
+            raise DataError(f"{where}, field 'image': {error}") from None
         row["image"] = str(resolved)
     return Example(**{**row, **{name: tuple(row[name]) for name in LIST_FIELDS}})
-
-
-def _image_problem(path: Path) -> str | None:
-    """Why `path` cannot be used as an image, or None when it decodes."""
-    if not path.is_file():
-        return f"does not exist (looked for {path})"
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return f"is not a readable image ({type(exc).__name__}: {exc})"
-    return None

@@ -9,7 +9,6 @@ rows by line number from 1.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -17,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 from tqdm.auto import tqdm
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.images import ImageError, decode_image
 from mmunlearn.data.jsonl import DataError
 from mmunlearn.io import atomic_write_bytes, default_cache_dir
 
@@ -150,14 +149,10 @@ class ImageStore:
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self._paths:
             try:
-                with Image.open(io.BytesIO(data)) as image:
-                    image.load()
-                    kind = (image.format or "png").lower()
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-                raise DataError(
-                    f"{where}: {len(data)} bytes that are not a readable image "
-                    f"({type(exc).__name__}: {exc})"
-                ) from None
+                _, kind = decode_image(bytes(data))
+            except ImageError as error:
+                raise DataError(f"{where}: {len(data)} bytes that {error}") from None
+            kind = kind.lower()
             path = self.folder / f"{digest[:32]}.{'jpg' if kind == 'jpeg' else kind}"
             if not path.is_file():
                 atomic_write_bytes(path, bytes(data))

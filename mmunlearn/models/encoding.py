@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.images import open_image
 from mmunlearn.models.families import Family, concat_padded
 from mmunlearn.models.loading import LoadedModel
 
@@ -215,11 +216,9 @@ class PromptEncoder:
         return Encoded(tuple(full_ids), tuple(labels), image_inputs)
 
     def load_image(self, path: str) -> Image.Image:
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except (OSError, ValueError) as error:
-            raise ValueError(f"image {path!r} cannot be read: {error}") from error
+        """The RGB image, decoded once per process (`images.open_image`: allowed formats and
+        the pixel cap apply); the processor copies it, never changes it."""
+        return open_image(path)
 
     def collate(self, examples: list[Example], encoded: list[Encoded]) -> dict[str, Any]:
         image_token_id = getattr(self.loaded.model.config, "image_token_id", None)

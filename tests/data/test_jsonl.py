@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmunlearn.data import jsonl
+from mmunlearn.data import images
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import DataError, load_examples, save_examples
 
@@ -100,7 +100,7 @@ BAD_INPUTS = {
         _corrupt,
         2,
         "'image'",
-        "'images/bad.png' is not a readable image",
+        "images/bad.png' is not a readable image",
     ),
     "duplicate id": ([_row(1), _row(2), _row(1)], None, 3, "'id'", "row 1"),
     "unknown field": ([_row(1, colour="red")], None, 1, "'colour'", "allowed fields: id, entity"),
@@ -123,13 +123,11 @@ def test_bad_input_names_file_row_and_field(tmp_path, case):
     assert isinstance(info.value, ValueError)
 
 
-def test_each_image_is_decoded_once(tmp_path, monkeypatch):
-    calls = []
-    check = jsonl._image_problem
-    monkeypatch.setattr(jsonl, "_image_problem", lambda path: calls.append(path) or check(path))
+def test_each_image_is_decoded_once(tmp_path):
     _write(tmp_path, [_row(i) for i in range(5)])
+    before = images.CACHE.decoded
     assert len(load_examples(tmp_path)) == 5
-    assert len(calls) == 1
+    assert images.CACHE.decoded == before + 1
 
 
 def test_folder_without_jsonl_and_other_files_are_rejected(tmp_path):
@@ -140,3 +138,113 @@ def test_folder_without_jsonl_and_other_files_are_rejected(tmp_path):
         load_examples(tmp_path / "rows.json")
     with pytest.raises(DataError, match="missing"):
         load_examples(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "/etc/hostname",
+        "/no/such/file.png",
+        "../outside.png",
+        "../missing.png",
+        "images/../../x.png",
+    ],
+)
+def test_image_paths_outside_the_data_folder_are_refused_alike(tmp_path, image):
+    """Absolute paths and '..' are refused before anything is opened, with one message whether
+    or not the outside path exists (a data file must not probe the host)."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    _write(tmp_path / "data", [_row(1, image=image)])
+    with pytest.raises(DataError) as info:
+        load_examples(tmp_path / "data")
+    message = str(info.value).replace(str(tmp_path), "<tmp>")
+    assert message == (
+        f"<tmp>/data/forget.jsonl, row 1, field 'image': {image!r} leads outside the data folder "
+        "<tmp>/data (absolute paths, '..' and symbolic links that leave it are refused); put "
+        "the image inside the folder, or allow images outside it with --data-option "
+        "allow_outside_images=true"
+    )
+
+
+def test_a_symlink_out_of_the_data_folder_is_refused_and_one_inside_it_is_not(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    _write(tmp_path / "data", [_row(1, image="images/out.png")])
+    (tmp_path / "data" / "images" / "out.png").symlink_to(tmp_path / "outside.png")
+    with pytest.raises(DataError, match="row 1, field 'image': 'images/out.png' leads outside"):
+        load_examples(tmp_path / "data")
+    (tmp_path / "data" / "images" / "out.png").unlink()
+    (tmp_path / "data" / "images" / "out.png").symlink_to(tmp_path / "data/images/p001.png")
+    assert load_examples(tmp_path / "data")[0].image == str(tmp_path / "data/images/out.png")
+
+
+def test_images_outside_the_folder_load_when_the_user_allows_it(tmp_path):
+    from mmunlearn.data.benchmarks import load_benchmark
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    _write(tmp_path / "data", [_row(1, image="../outside.png")])
+    (example,) = load_benchmark("mmunlearn_jsonl", tmp_path / "data", allow_outside_images="true")
+    assert example.image == str(tmp_path / "outside.png")
+
+
+def _ppm(path: Path) -> None:
+    """A PPM image (which PIL decodes without help) under whatever name `path` has."""
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(path, format="PPM")
+
+
+def _eps(path: Path) -> None:
+    path.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+
+
+@pytest.mark.parametrize("make", [_ppm, _eps], ids=["ppm", "eps"])
+def test_formats_are_an_allow_list_read_from_the_contents(tmp_path, monkeypatch, make):
+    from PIL import EpsImagePlugin
+
+    opened = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: opened.append(self))
+    _write(tmp_path, [_row(1, image="images/fake.png")])
+    make(tmp_path / "images" / "fake.png")
+    with pytest.raises(DataError) as info:
+        load_examples(tmp_path)
+    assert "forget.jsonl, row 1, field 'image'" in str(info.value)
+    assert "fake.png' is not a readable image in an allowed format (PNG, JPEG, WEBP" in str(
+        info.value
+    )
+    assert not opened  # the EPS decoder (which would call Ghostscript) was never reached
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF"])
+def test_every_allowed_format_loads(tmp_path, fmt):
+    _write(tmp_path, [_row(1, image="images/picture.bin")])
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / "images" / "picture.bin", format=fmt)
+    assert load_examples(tmp_path)[0].image.endswith("picture.bin")
+
+
+def test_the_pixel_cap_names_file_row_count_cap_and_how_to_raise_it(tmp_path, monkeypatch):
+    _write(tmp_path, [_row(1, image=None), _row(2)])
+    monkeypatch.setenv("MMUNLEARN_MAX_IMAGE_PIXELS", "63")
+    with pytest.raises(DataError) as info:
+        load_examples(tmp_path)
+    message = str(info.value)
+    assert "forget.jsonl, row 2, field 'image'" in message and "p001.png' has 8×8 = 64" in message
+    assert "the cap of 63" in message and "MMUNLEARN_MAX_IMAGE_PIXELS=64" in message
+    monkeypatch.setenv("MMUNLEARN_MAX_IMAGE_PIXELS", "64")
+    assert len(load_examples(tmp_path)) == 2
+
+
+def test_rows_holding_line_separators_inside_strings_round_trip(tmp_path):
+    """U+2028, U+0085 and friends are line breaks to str.splitlines, not to JSON lines."""
+    odd = "a\u2028b\u2029c\x85d\x1ce\x1df\x1eg\x0bh\x0ci"
+    examples = [
+        Example("a", "Talen Vekor", "forget", f"Who? {odd}", odd),
+        Example("b", "Mirith Dor", "retain", "Where?", "Sovek", meta={"note": odd}),
+    ]
+    save_examples(tmp_path / "rows.jsonl", examples)
+    loaded = load_examples(tmp_path / "rows.jsonl")
+    assert loaded == examples and loaded[1].meta == {"note": odd}
+
+
+def test_bytes_that_are_not_utf8_name_the_file_and_row(tmp_path):
+    good = json.dumps(_row(1, image=None))
+    (tmp_path / "rows.jsonl").write_bytes(good.encode() + b"\n" + good.encode()[:-1] + b'\xff"}\n')
+    with pytest.raises(DataError, match=r"rows.jsonl, row 2: bytes b'\\xff' are not UTF-8"):
+        load_examples(tmp_path / "rows.jsonl")
