@@ -28,7 +28,7 @@ from typing import Any
 
 import records
 
-from mmunlearn.data.jsonl import load_examples
+from mmunlearn.data.jsonl import load_examples, save_examples
 from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.known import chosen_options, find_known, write_known
@@ -39,6 +39,7 @@ from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.training.config import load_config
 
 TEXT_METHODS = (
+    "retain_only",
     "icl",
     "icu_distill",
     "vgid",
@@ -62,7 +63,9 @@ ROLES = ("forget", "retain", "neighbor", "general")
 
 
 def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
-    """One budget for every method; each method's own paper defaults otherwise."""
+    """One budget for every method; each method's own paper defaults otherwise. `retain_only` is
+    the control: the same LoRA budget on the retain term alone (GradDiff with forget weight 0),
+    so its drop on kept subjects is what any update of this size costs the known rows."""
     common = [
         f"train.steps={args.steps}",
         f"train.lr={args.lr}",
@@ -72,6 +75,8 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
         f"train.lora_alpha={2 * args.lora_rank}",
         f"method={method}",
     ]
+    if method == "retain_only":
+        return [*common[:-1], "method=grad_diff", "forget_weight=0"]
     instruction = [f"teacher.prompt='{INSTRUCTION}'", "teacher.prompt_as=system"]
     if method == "vgid":  # the text half of VGID's teacher: the instruction (no image, no swap)
         return [*common, *instruction, "teacher.swap_names=false"]
@@ -143,6 +148,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lora-rank", type=int, default=8)
+    parser.add_argument(
+        "--forget-rows",
+        choices=("known", "all"),
+        default="known",
+        help="train the forget terms on the subject's known rows only, or on all its questions "
+        "(evaluation is on the known rows either way)",
+    )
     parser.add_argument("--anchors", default="data/real_knowledge/anchors/harry_potter.json")
     parser.add_argument("--fluency-text", default="data/real_knowledge/corpus/general_heldout.txt")
     args = parser.parse_args()
@@ -154,6 +166,13 @@ def main() -> None:
     known = json.loads((known_dir / "known.json").read_text())
     generation_rows = load_examples(known_dir / "generation")
     likelihood_rows = load_examples(known_dir / "likelihood")
+    train_dir = known_dir / "generation"
+    if args.forget_rows == "all":  # the whole subject is forgotten; kept rows stay the known ones
+        train_dir = out / "train"
+        rows = [ex for ex in load_examples(args.data) if ex.role == "forget"]
+        rows += [ex for ex in generation_rows if ex.role != "forget"]
+        for role in sorted({ex.role for ex in rows}):
+            save_examples(train_dir / f"{role}.jsonl", [ex for ex in rows if ex.role == role])
     fluency_text = Path(args.fluency_text)
 
     results_path = out / "results.json"
@@ -183,7 +202,7 @@ def main() -> None:
             continue
         config = load_config(None, method_overrides(method, args))
         begin = time.perf_counter()
-        path = unlearn(args.model, known_dir / "generation", config, out / method, progress=False)
+        path = unlearn(args.model, train_dir, config, out / method, progress=False)
         seconds = round(time.perf_counter() - begin, 1)
         record(method, load_model(path), seconds)
     write_table(out, results, known, args)
@@ -230,7 +249,8 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
     footer = [
         f"Known rows (asked / by generation / by likelihood): {json.dumps(counts)}",
         f"Model {args.model}; LoRA rank {args.lora_rank}, {args.steps} steps, lr {args.lr}, "
-        f"batch {args.batch_size} forget + {args.batch_size} retain; "
+        f"batch {args.batch_size} forget + {args.batch_size} retain; forget rows trained on: "
+        f"{args.forget_rows}; "
         f"{datetime.date.today()}, {records.machine()}; `python scripts/real_knowledge.py`.",
     ]
     records.write_table(out / "table.md", header, rows, footer)

@@ -221,6 +221,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--unlearn-steps", type=int, default=30)
     parser.add_argument("--unlearn-lr", type=float, default=3e-4)
+    parser.add_argument(
+        "--unlearn-batch-size", type=int, default=8, help="forget (and retain) rows per step"
+    )
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -254,7 +257,7 @@ def main() -> None:
         config = TrainConfig(
             steps=args.unlearn_steps,
             lr=args.unlearn_lr,
-            batch_size=8,
+            batch_size=args.unlearn_batch_size,
             seed=args.seed,
             **lora_settings(args, rank=8),
         )
@@ -276,7 +279,8 @@ def main() -> None:
         },
         "command": "python scripts/semeval.py "
         + f"--max-items {args.max_items} --max-docs {args.max_docs} --methods {args.methods} "
-        + f"--base-steps {args.base_steps} --unlearn-steps {args.unlearn_steps} "
+        + f"--base-steps {args.base_steps} --batch-size {args.batch_size} "
+        + f"--unlearn-steps {args.unlearn_steps} --unlearn-batch-size {args.unlearn_batch_size} "
         + (
             f"--language-model {args.language_model} --base-lr {args.base_lr} "
             f"--unlearn-lr {args.unlearn_lr}"
