@@ -14,9 +14,17 @@ Layout: a clone of the Hugging Face dataset `therem/CLEAR`, one folder per subse
 | `real_world/` | `image`, `question`, `answer`, `options`, `prompt` | general (real-world VQA) |
 
 CLEAR's visual rows carry no question: the model is asked to caption the portrait (or, with
-`visual_task="name"`, to name the person), so the question is our fixed wording below. Text rows
-have no name column; like TOFU they list 20 questions per author, so their entity is
-`<folder>/author-<row // 20>` among that folder's text rows.
+`visual_task="name"`, to name the person), so the question is our fixed wording below.
+
+Entities are the people's names, one per person across image and text rows. Visual rows take
+theirs from the `name` column; CLEAR versions without it (early uploads, some mirrors) have the
+name in the caption: the longest author name of the loaded text rows that the caption mentions,
+else the caption's capitalised phrase (`names.frequent_name`). Text rows have no name column;
+like TOFU they list 20 questions per author, and an author's name is the one a visual row uses
+that the block mentions, else the capitalised phrase most of the block's questions and answers
+mention, else `<folder>/author-<row // 20>`. The log says, per folder, where the names came from.
+Perturbed rows are joined to the visual rows with the same caption. Records without
+`alt_answers` get an "I don't know" phrase (`idk.with_idk_answers`, drawn with `idk_seed`).
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.idk import with_idk_answers
 from mmunlearn.data.jsonl import DataError
+from mmunlearn.data.names import NameSources, frequent_name, known_name_in
 from mmunlearn.data.tables import (
     ImageStore,
     check_split_choice,
@@ -67,6 +77,7 @@ def load_clear(
     visual_task: str = "caption",
     image_dir: str | os.PathLike | None = None,
     questions_per_author: int = 20,
+    idk_seed: int = 0,
 ) -> list[Example]:
     """Records of the forget split `forget_percent` (1, 5 or 10), its retain complement and the
     chosen `sets` (default: forget and retain, which must exist, plus the text and real_faces
@@ -79,40 +90,58 @@ def load_clear(
     if sets is None:
         sets = default_sets(SETS[:2], SETS[2:], lambda name: (root / folders[name]).is_dir())
     store = ImageStore(image_dir)
+    text_rows = {
+        name: _text_rows(root / folders[name], questions_per_author)
+        for name in sets
+        if name.endswith("_text")
+    }
+    author_names = {
+        name: _block_names(rows, questions_per_author) for name, rows in text_rows.items()
+    }
+    known = {found for names in author_names.values() for found in names if found}
     examples: list[Example] = []
     for name in sets:
         folder = folders[name]
         if name in ("forget", "retain"):
             perturbed = f"{folder}_perturbed" if name == "forget" else "retain_perturbed"
             extras = _perturbations(root / perturbed) if (root / perturbed).is_dir() else {}
-            examples += _visual(root / folder, name, visual_task, extras, store)
+            examples += _visual(root / folder, name, visual_task, extras, store, known)
         elif name in ("real_faces", "real_world"):
             examples += _real(root / folder, store)
-        else:
-            examples += _text(root / folder, name.removesuffix("_text"), questions_per_author)
+    visual_names = {ex.entity for ex in examples if ex.role in ("forget", "retain")}
+    for name, rows in text_rows.items():
+        examples += _text(
+            root / folders[name],
+            name.removesuffix("_text"),
+            rows,
+            author_names[name],
+            questions_per_author,
+            visual_names,
+        )
     check_unique_ids(examples, str(root))
     log.info("CLEAR: %d records from %s", len(examples), ", ".join(sets))
-    return examples
+    return with_idk_answers(examples, idk_seed)
 
 
 def _visual(
     folder: Path,
     role: str,
     visual_task: str,
-    extras: dict[tuple[str, str], dict[str, Any]],
+    extras: dict[str, dict[str, Any]],
     store: ImageStore,
+    known: set[str],
 ) -> list[Example]:
-    rows = read_parquet_rows(
-        folder, ("image", "caption", "name"), "CLEAR rows (image, caption, name)"
-    )
+    rows = read_parquet_rows(folder, ("image", "caption"), "CLEAR rows (image, caption[, name])")
     tasks = ("caption", "name") if visual_task == "both" else (visual_task,)
+    sources = NameSources("CLEAR")
     examples, joined = [], set()
     for i, (where, row) in enumerate(with_progress(rows, f"CLEAR {folder.name}")):
-        name, caption = text_field(row, "name", where), text_field(row, "caption", where)
+        caption = text_field(row, "caption", where)
+        name = _visual_name(row, caption, where, known, sources) or f"{folder.name}/{i}"
         image = store.save(row["image"], f"{where}, field 'image'")
-        extra = extras.get((name, caption))
+        extra = extras.get(caption)
         if extra is not None:
-            joined.add((name, caption))
+            joined.add(caption)
         for task in tasks:
             answer = caption if task == "caption" else name
             meta: dict[str, Any] = {"modality": "image", "kind": task, "set": folder.name}
@@ -135,6 +164,7 @@ def _visual(
                     meta=meta,
                 )
             )
+    sources.log(folder.name)
     if len(joined) < len(extras):
         log.warning(
             "CLEAR %s: %d of %d perturbed rows match no row of this split; not used",
@@ -145,15 +175,33 @@ def _visual(
     return examples
 
 
-def _perturbations(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """(name, caption) → the perturbed captions, paraphrased caption and perturbed names."""
+def _visual_name(
+    row: dict[str, Any], caption: str, where: str, known: set[str], sources: NameSources
+) -> str | None:
+    """The person in a visual row: its `name` column, else named in its caption."""
+    if row.get("name") is not None:
+        name = text_field(row, "name", where)
+        sources.add("the name column", name)
+        return name
+    name = known_name_in(caption, known)
+    if name is not None:
+        sources.add("an author name of the text rows found in the caption", name)
+        return name
+    found = frequent_name([caption])
+    if found is not None:
+        sources.add("the caption's capitalised phrase", found[0])
+        return found[0]
+    sources.add("no name column and no name in the caption (row position kept)", where)
+    return None
+
+
+def _perturbations(folder: Path) -> dict[str, dict[str, Any]]:
+    """caption → the perturbed captions, paraphrased caption and perturbed names."""
     rows = read_parquet_rows(
-        folder,
-        ("caption", "name", "perturbed_captions", "paraphrased_caption"),
-        "CLEAR perturbed rows",
+        folder, ("caption", "perturbed_captions", "paraphrased_caption"), "CLEAR perturbed rows"
     )
     return {
-        (text_field(row, "name", where), text_field(row, "caption", where)): {
+        text_field(row, "caption", where): {
             "perturbed_captions": text_list(row, "perturbed_captions", where),
             "paraphrased_caption": text_list(row, "paraphrased_caption", where),
             "perturbed_names": text_list(row, "perturbed_names", where),
@@ -162,10 +210,15 @@ def _perturbations(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-def _text(folder: Path, role: str, per_author: int) -> list[Example]:
-    """The text-only TOFU rows of a `+tofu` folder (the rows with a question)."""
+def _text_rows(folder: Path, per_author: int) -> list[tuple[str, str, str]]:
+    """(where, question, answer) of the text-only TOFU rows of a `+tofu` folder (the rows with
+    a question)."""
     rows = read_parquet_rows(folder, ("question", "answer"), "CLEAR+TOFU rows (question, answer)")
-    text_rows = [(where, row) for where, row in rows if row.get("question") is not None]
+    text_rows = [
+        (where, text_field(row, "question", where), text_field(row, "answer", where))
+        for where, row in rows
+        if row.get("question") is not None
+    ]
     if not text_rows:
         raise DataError(f"{folder}: no rows with a question (expected TOFU's text QA)")
     if len(text_rows) % per_author:
@@ -173,16 +226,55 @@ def _text(folder: Path, role: str, per_author: int) -> list[Example]:
             f"{folder}: {len(text_rows)} question rows is not a multiple of "
             f"questions_per_author={per_author} (TOFU lists 20 questions per author)"
         )
+    return text_rows
+
+
+def _block_names(rows: list[tuple[str, str, str]], per_author: int) -> list[str | None]:
+    """Per author block, the capitalised phrase most of its questions and answers mention."""
+    names = []
+    for start in range(0, len(rows), per_author):
+        found = frequent_name(
+            text for _, *pair in rows[start : start + per_author] for text in pair
+        )
+        names.append(found[0] if found is not None and found[1] >= 2 else None)
+    return names
+
+
+def _text(
+    folder: Path,
+    role: str,
+    rows: list[tuple[str, str, str]],
+    block_names: list[str | None],
+    per_author: int,
+    visual_names: set[str],
+) -> list[Example]:
+    """Text records; an author is the visual rows' name the block mentions, else the block's
+    own most frequent name, else its position."""
+    sources = NameSources("CLEAR")
+    entities = []
+    for block, found in enumerate(block_names):
+        texts = " \n ".join(f"{q} \n {a}" for _, q, a in rows[block * per_author :][:per_author])
+        name = known_name_in(texts, visual_names)
+        if name is not None:
+            sources.add("a visual row's name found in the author's questions", name)
+        elif found is not None:
+            name = found
+            sources.add("the questions and answers of the author's block", name)
+        else:
+            name = f"{folder.name}/author-{block}"
+            sources.add("no name in the author's questions (position kept)", name)
+        entities.append(name)
+    sources.log(folder.name)
     return [
         Example(
             id=f"clear-{folder.name}-{k}",
-            entity=f"{folder.name}/author-{k // per_author}",
+            entity=entities[k // per_author],
             role=role,
-            question=text_field(row, "question", where),
-            answer=text_field(row, "answer", where),
+            question=question,
+            answer=answer,
             meta={"modality": "text", "kind": "qa", "set": folder.name},
         )
-        for k, (where, row) in enumerate(text_rows)
+        for k, (_, question, answer) in enumerate(rows)
     ]
 
 
@@ -197,7 +289,7 @@ def _real(folder: Path, store: ImageStore) -> list[Example]:
         examples.append(
             Example(
                 id=f"clear-{folder.name}-{i}",
-                entity=f"{folder.name}/{answer if faces else i}",
+                entity=answer if faces else f"{folder.name}/{i}",  # real faces: the name
                 role="general",
                 question=NAME_QUESTION if faces else text_field(row, "question", where),
                 answer=answer,

@@ -1,5 +1,6 @@
 """CLEAR loader on tiny parquet files written in the dataset's own schema."""
 
+import logging
 from collections import Counter
 
 import pandas as pd
@@ -86,11 +87,10 @@ def test_visual_text_and_real_faces_records(clear, tmp_path):
     assert bob.options == ()  # bob is not in retain_perturbed
     text = [ex for ex in examples if ex.meta["kind"] == "qa"]
     assert all(ex.image is None for ex in text)
-    assert {ex.entity for ex in text if ex.role == "retain"} == {
-        "retain99+tofu/author-0",
-        "retain99+tofu/author-1",
-    }
+    assert {ex.entity for ex in text if ex.role == "retain"} == {"bob", "cy"}  # one per person
+    assert {ex.entity for ex in examples if ex.role == "forget"} == {"ada"}
     face, world = [ex for ex in examples if ex.role == "general"]
+    assert face.entity == "zoe"
     assert (face.question, face.answer, face.options) == (NAME_QUESTION, "zoe", ("amy", "zoe"))
     assert (world.question, world.answer) == ("what colour is the sky", "blue")
     assert world.options == ("blue", "red")
@@ -112,9 +112,9 @@ def test_name_task_uses_perturbed_names(clear, tmp_path):
 
 
 def test_missing_column_names_file_and_column(clear, tmp_path):
-    write_parquet_split(clear / "retain99", [{"image": image("bob"), "caption": CAPTIONS["bob"]}])
+    write_parquet_split(clear / "retain99", [{"image": image("bob"), "name": "bob"}])
     with pytest.raises(
-        DataError, match=r"retain99/train-00000-of-00001.parquet: missing column\(s\) 'name'"
+        DataError, match=r"retain99/train-00000-of-00001.parquet: missing column\(s\) 'caption'"
     ):
         load_clear(clear, forget_percent=1, image_dir=tmp_path / "i", questions_per_author=2)
 
@@ -131,7 +131,7 @@ def test_empty_split_is_an_error(clear, tmp_path):
         clear / "forget01" / "train-00000-of-00001.parquet"
     )
     with pytest.raises(DataError, match=r"forget01: the split has no rows"):
-        load_clear(clear, forget_percent=1, image_dir=tmp_path / "i")
+        load_clear(clear, forget_percent=1, image_dir=tmp_path / "i", questions_per_author=2)
 
 
 def test_unknown_split_names_are_refused(clear, tmp_path):
@@ -159,3 +159,88 @@ def test_records_train_one_step_and_evaluate(clear, tmp_path, train_and_evaluate
     summary = train_and_evaluate(examples)
     assert set(summary) == {"forget", "retain", "general"}
     assert set(summary["forget"]["by_modality"]) == {"image", "text"}
+
+
+PEOPLE = {"ada": "Ada Lind", "bob": "Bo Rask"}
+
+
+def reduced(key: str) -> dict:
+    """A visual row of a CLEAR version without the `name` column: the name is in the caption."""
+    return {"image": image(key), "caption": f"{PEOPLE[key]} sits by a window"}
+
+
+def author_rows(key: str) -> list[dict]:
+    rows = [{**reduced(key), "question": None, "answer": None}]
+    questions = [f"where was {PEOPLE[key]} born", f"what did {PEOPLE[key]} write"]
+    return rows + [
+        {"image": None, "caption": None, "question": q, "answer": f"{key} {k}"}
+        for k, q in enumerate(questions)
+    ]
+
+
+@pytest.fixture()
+def clear_without_names(tmp_path):
+    root = tmp_path / "CLEAR-reduced"
+    write_parquet_split(root / "forget01", [reduced("ada")])
+    write_parquet_split(root / "retain99", [reduced("bob")])
+    others = {"perturbed_captions": ["someone paints"], "paraphrased_caption": "a person sits"}
+    write_parquet_split(root / "forget01_perturbed", [{**reduced("ada"), **others}])
+    write_parquet_split(root / "forget01+tofu", author_rows("ada"))
+    write_parquet_split(root / "retain99+tofu", author_rows("bob"))
+    return root
+
+
+def test_without_a_name_column_the_caption_names_the_person(clear_without_names, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    examples = load_clear(
+        clear_without_names,
+        forget_percent=1,
+        visual_task="both",
+        image_dir=tmp_path / "i",
+        questions_per_author=2,
+    )
+    by_role = {
+        (ex.role, ex.meta["kind"]): ex.entity for ex in examples if ex.meta["kind"] != "name"
+    }
+    assert by_role == {
+        ("forget", "caption"): "Ada Lind",
+        ("retain", "caption"): "Bo Rask",
+        ("forget", "qa"): "Ada Lind",
+        ("retain", "qa"): "Bo Rask",
+    }
+    name_task = next(ex for ex in examples if ex.meta["kind"] == "name" and ex.role == "forget")
+    assert name_task.answer == "Ada Lind"
+    caption = next(ex for ex in examples if ex.meta["kind"] == "caption" and ex.role == "forget")
+    assert caption.options == ("Ada Lind sits by a window", "someone paints")
+    assert caption.meta["paraphrased_answer"] == "a person sits"
+    assert "CLEAR forget01: person names — 1 from an author name of the text rows" in caplog.text
+    assert "CLEAR forget01+tofu: person names — 1 from a visual row's name" in caplog.text
+    check_unlearning_data(examples, str(clear_without_names))
+
+
+def test_without_text_rows_the_caption_phrase_names_the_person(clear_without_names, tmp_path):
+    examples = load_clear(
+        clear_without_names, forget_percent=1, sets=("forget", "retain"), image_dir=tmp_path / "i"
+    )
+    assert [ex.entity for ex in examples] == ["Ada Lind", "Bo Rask"]
+
+
+def test_the_forget_prompt_and_entity_swap_name_the_person(clear_without_names, tmp_path):
+    from mmunlearn.teachers.entity_swap import swapped_question
+    from mmunlearn.teachers.icu import FORGET_PROMPT, in_context
+
+    examples = load_clear(
+        clear_without_names, forget_percent=1, image_dir=tmp_path / "i", questions_per_author=2
+    )
+    text = next(ex for ex in examples if ex.role == "forget" and ex.meta["kind"] == "qa")
+    assert in_context(FORGET_PROMPT, "prefix", text) == {"prefix": "Forget Ada Lind ."}
+    assert swapped_question(text, ("Zed Quill",), seed=0, draw=0) == "where was Zed Quill born"
+
+
+@pytest.mark.parametrize("method", ["idk", "dpo_idk"])
+def test_idk_methods_run_on_clear(clear, tmp_path, train_and_evaluate, method):
+    from mmunlearn.data.idk import IDK_ANSWERS
+
+    examples = load_clear(clear, forget_percent=1, image_dir=tmp_path / "i", questions_per_author=2)
+    assert all(ex.alt_answers[0] in IDK_ANSWERS for ex in examples)
+    assert "forget" in train_and_evaluate(examples, method)
