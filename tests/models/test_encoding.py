@@ -66,3 +66,20 @@ def test_all_positions_labels_every_real_token_after_the_first():
     assert relabelled["labels"].tolist() == [[-100, -100, -100, 8, 9], [-100, 4, 5, 6, 2]]
     assert answer_length(relabelled["labels"]) == 4  # the whole sequence after its first token
     assert batch["labels"][0, 3] == -100  # the original batch is untouched
+
+
+def test_images_are_decoded_once_per_run_not_at_every_encoding(loaded, examples):
+    """Training encodes an image row under several prompts (student, in-context teacher) and
+    evaluation renders it again; the file is decoded once (at load) and read from the cache."""
+    from mmunlearn.data.images import CACHE, open_image
+    from mmunlearn.evaluation.generate import generate_answers
+
+    pictured = [ex for ex in examples if ex.image is not None][:3]
+    for ex in pictured:
+        open_image(ex.image)  # as load_examples left it
+    before = CACHE.decoded
+    encoder = PromptEncoder(loaded)
+    for prefix in ("", "Forget Talen.", "Forget Mirith."):
+        encoder.collate(pictured, [encoder.encode(ex, prefix=prefix) for ex in pictured])
+    generate_answers(loaded, pictured, max_new_tokens=1, progress=False)
+    assert CACHE.decoded == before
