@@ -13,7 +13,7 @@ from mmunlearn.components import build_component
 from mmunlearn.losses.fused import check_backend
 from mmunlearn.losses.objective import Method
 from mmunlearn.methods import build_method
-from mmunlearn.models.lora import lora_target
+from mmunlearn.models.lora import full_scope_parameters, lora_target
 from mmunlearn.training.samplers import SAMPLERS
 
 
@@ -29,6 +29,9 @@ class TrainConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_scope: str = "language_model"  # or projector, vision_tower, all, a+b, re:<pattern>
+    # parameters trained in full, the rest frozen (LoRA adapters excepted): "" = all without
+    # LoRA, none with it; or a scope as above (e.g. projector+vision_tower: LLaVA's stage 1)
+    full_scope: str = ""
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory
     bf16: bool = False  # bfloat16 mixed precision; needs a CUDA GPU
     save_steps: int = 0  # 0: only the final model; >0: resumable checkpoints every N steps
@@ -50,6 +53,8 @@ class TrainConfig:
         if self.batch_size < 1:
             raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
         lora_target(self.lora_scope)  # raises ValueError naming the scope
+        if self.full_scope:
+            full_scope_parameters(self.full_scope)
         check_backend(self.fused_head)
         if self.cache_teacher_top_k < 0:
             raise ValueError(

@@ -26,7 +26,7 @@ from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
 from mmunlearn.models.families import family_of
 from mmunlearn.models.loading import LoadedModel, load_model
-from mmunlearn.models.lora import lora_target
+from mmunlearn.models.lora import lora_target, train_in_full
 from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.targets import TeacherContext
 from mmunlearn.training.config import TrainConfig
@@ -125,6 +125,12 @@ def train(
             "train.share_image_prefix=true keeps each image prefix's key/value cache for the "
             "rows that share it, which gradient checkpointing turns off; set one of them false"
         )
+    if config.full_scope and config.lora and any(t.teacher.needs_model for t in method.terms):
+        raise ValueError(
+            f"train.full_scope={config.full_scope!r} with train.lora=true: the teacher is the "
+            "student with its adapters off, so weights trained in full would move the teacher "
+            "too; set train.lora=false or train.full_scope=''"
+        )
     torch.manual_seed(config.seed)
     encoder = PromptEncoder(loaded)
     items = draw_items(method, by_role, config)
@@ -159,6 +165,9 @@ def train(
         **checkpointing_arguments(config.gradient_checkpointing),
     )
     model = add_lora(loaded.model, config) if config.lora else loaded.model
+    if config.full_scope:
+        trained = train_in_full(model, config.full_scope, config.lora)
+        log.info("%d parameter tensors train in full (%s)", len(trained), config.full_scope)
     context = None
     if any(term.teacher.needs_model for term in method.terms):
         frozen = frozen_teacher(model, use_adapter_off=config.lora, device=args.device)

@@ -1,6 +1,6 @@
 import pytest
 
-from mmunlearn.models.lora import lora_target
+from mmunlearn.models.lora import lora_target, train_in_full
 from mmunlearn.testing import tiny_family
 from mmunlearn.training.config import TrainConfig, load_config
 from mmunlearn.training.run import add_lora
@@ -99,3 +99,43 @@ def test_the_three_scopes_split_every_vision_language_family(family, examples):
     assert language and projector and vision, (len(language), len(projector), len(vision))
     assert not (language & projector or language & vision or projector & vision)
     assert language | projector | vision == adapted("all")
+
+
+def trainable_parts(model):
+    parts = ("language_model", "multi_modal_projector", "vision_tower", "lm_head")
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    return {p for p in parts if any(f"{p}." in n for n in names)}
+
+
+@pytest.mark.parametrize(
+    ("scope", "expected"),
+    [
+        ("projector", {"multi_modal_projector"}),
+        ("vision_tower+projector", {"vision_tower", "multi_modal_projector"}),
+        ("language_model", {"language_model", "lm_head"}),
+    ],
+)
+def test_a_full_scope_trains_its_whole_part_and_freezes_the_rest(loaded, scope, expected):
+    chosen = train_in_full(loaded.model, scope, lora=False)
+    assert trainable_parts(loaded.model) == expected
+    if "vision_tower" in expected:  # norms and embeddings too, not only linear layers
+        assert any("layer_norm" in n for n in chosen)
+        assert any("patch_embedding" in n for n in chosen)
+
+
+def test_with_lora_the_adapters_stay_trainable_beside_the_full_scope(loaded):
+    peft_model = add_lora(loaded.model, TrainConfig(lora=True))
+    train_in_full(peft_model, "projector", lora=True)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    adapters = [n for n in trainable if ".lora_" in n]
+    assert adapters and all("language_model" in n for n in adapters)
+    assert {n for n in trainable if n not in adapters} == {
+        n for n, _ in peft_model.named_parameters() if "multi_modal_projector" in n
+    }
+
+
+def test_bad_full_scopes_name_the_setting(loaded):
+    with pytest.raises(ValueError, match="train.full_scope='projektor'.*did you mean 'projector'"):
+        TrainConfig(full_scope="projektor")
+    with pytest.raises(ValueError, match="matches no parameter"):
+        train_in_full(loaded.model, "re:nothing\\..*", lora=False)
