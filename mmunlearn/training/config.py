@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mmunlearn.losses.objective import Method
 from mmunlearn.methods import build_method
 from mmunlearn.models.lora import full_scope_parameters, lora_target
 from mmunlearn.training.samplers import SAMPLERS
+from mmunlearn.training.selection import RULES
 
 
 @dataclass
@@ -37,6 +39,13 @@ class TrainConfig:
     save_steps: int = 0  # 0: only the final model; >0: resumable checkpoints every N steps
     logging_steps: int = 10
     eval_every: int = 0  # >0: forget/retain ROUGE-L every N steps → trajectory.json
+    # a selection rule (training/selection.py, e.g. forget_within_retain): the model saved is the
+    # measured step that wins on the validation half, not the last; needs eval_every > 0
+    keep_best: str = ""
+    best_tolerance: float = 0.05  # the rule's allowed retain drop from step 0
+    # where losses and evaluation points go: none, or tensorboard / wandb / mlflow (installed),
+    # comma-separated
+    report_to: str = "none"
     cache_teacher: bool = False  # teacher targets once per example, reused (teachers/cache.py)
     cache_teacher_top_k: int = 0  # >0: cache only each position's k likeliest tokens (approximate)
     # batches group the questions about one forget image; each image's prefix is encoded once
@@ -52,6 +61,8 @@ class TrainConfig:
             raise ValueError(f"train.steps={self.steps} must be >= 1")
         if self.batch_size < 1:
             raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
+        if not 0 < self.lr < float("inf"):
+            raise ValueError(f"train.lr={self.lr} must be a finite number > 0")
         lora_target(self.lora_scope)  # raises ValueError naming the scope
         if self.full_scope:
             full_scope_parameters(self.full_scope)
@@ -61,11 +72,49 @@ class TrainConfig:
                 f"train.cache_teacher_top_k={self.cache_teacher_top_k} must be >= 0 "
                 "(0 caches whole distributions)"
             )
+        if self.keep_best:
+            try:
+                RULES.get(self.keep_best)
+            except KeyError as error:
+                raise KeyError(f"train.keep_best: {error.args[0]}") from None
+            if self.eval_every < 1:
+                raise ValueError(
+                    f"train.keep_best={self.keep_best!r} chooses among the steps measured every "
+                    "train.eval_every steps; set train.eval_every to 1 or more"
+                )
+        if self.best_tolerance < 0:
+            raise ValueError(f"train.best_tolerance={self.best_tolerance} must be >= 0")
+        reporters(self.report_to)  # raises naming the logger that is unknown or not installed
         if self.cache_teacher_top_k and not self.cache_teacher:
             raise ValueError(
                 f"train.cache_teacher_top_k={self.cache_teacher_top_k} applies to cached "
                 "targets; set train.cache_teacher=true as well"
             )
+
+
+# train.report_to name -> the module that must be importable for it (any one of them)
+REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}
+REPORTERS["mlflow"] = ("mlflow",)
+
+
+def reporters(report_to: str) -> list[str]:
+    """`train.report_to` as the Trainer's list; "none" is the empty list. A name that is not a
+    known logger, or whose package is not installed, is a ValueError naming it."""
+    names = [name.strip() for name in report_to.split(",") if name.strip()]
+    if names == ["none"]:
+        return []
+    for name in names:
+        if name not in REPORTERS:
+            raise ValueError(
+                f"train.report_to={report_to!r}: {name!r} is not a logger; expected none or a "
+                f"comma-separated list of {', '.join(REPORTERS)}"
+            )
+        if not any(importlib.util.find_spec(module) for module in REPORTERS[name]):
+            raise ValueError(
+                f"train.report_to={report_to!r}: {name} is not installed (pip install "
+                f"{REPORTERS[name][0]}), or set train.report_to=none"
+            )
+    return names
 
 
 @dataclass
@@ -111,6 +160,28 @@ def method_of(config: UnlearnConfig) -> Method:
     return method
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file of settings; malformed YAML or a top level that is not a mapping is a
+    ValueError naming the file (and the line)."""
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(error, "problem", None) or error
+        raise ValueError(f"--config {path}: not valid YAML{line}: {problem}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--config {path}: not UTF-8 text ({error})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(
+            f"--config {path}: holds a {type(values).__name__}; expected a mapping of settings "
+            "(method: ..., train: {steps: ...}; see `mmunlearn list config`)"
+        )
+    return values
+
+
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=c` strings (values parsed as YAML) to a nested dict."""
     for override in overrides:
@@ -128,6 +199,6 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 
 
 def load_config(path: str | Path | None, overrides: list[str]) -> UnlearnConfig:
-    values = yaml.safe_load(Path(path).read_text()) if path else {}
-    values = apply_overrides(values or {}, overrides)
+    values = read_yaml_mapping(Path(path)) if path else {}
+    values = apply_overrides(values, overrides)
     return from_dict(UnlearnConfig, values)

@@ -29,8 +29,9 @@ from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.lora import lora_target, train_in_full
 from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.targets import TeacherContext
-from mmunlearn.training.config import TrainConfig
+from mmunlearn.training.config import TrainConfig, reporters
 from mmunlearn.training.samplers import SAMPLERS, Item, group_by_image
+from mmunlearn.training.selection import BestKeeper
 from mmunlearn.training.trainer import (
     ItemDataset,
     RoleCollator,
@@ -107,6 +108,11 @@ def train(
     `teacher_models`: further frozen models teachers may ask for by name (WHP's `reinforced`).
     """
     output_dir = Path(output_dir)
+    if method.phases and config.keep_best:
+        raise ValueError(
+            f"train.keep_best={config.keep_best!r}: method {method.name!r} trains in phases, "
+            "whose steps are not one run's checkpoints; set train.keep_best= (empty)"
+        )
     if method.phases:
         return train_phases(
             loaded, method, by_role, config, output_dir, swap_names, progress, measure, resume
@@ -152,7 +158,7 @@ def train(
         save_strategy="steps" if config.save_steps else "no",
         save_steps=config.save_steps or 500,
         save_total_limit=2,
-        report_to="none",
+        report_to=reporters(config.report_to),
         remove_unused_columns=False,
         seed=config.seed,
         data_seed=config.seed,
@@ -192,14 +198,23 @@ def train(
         share_prefix=config.share_image_prefix,
         fused_head=config.fused_head,
     )
-    trajectory = None
+    trajectory = keeper = None
+    if config.keep_best and measure is None:
+        raise ValueError(
+            f"train.keep_best={config.keep_best!r} needs a measure of the validation half; this "
+            "run has none"
+        )
     if config.eval_every and measure is not None:
+        if config.keep_best:
+            keeper = BestKeeper(config.keep_best, config.best_tolerance, output_dir)
         trajectory = TrajectoryCallback(
             loaded.processor,
             loaded.kind,
             measure,
             config.eval_every,
             output_dir / "trajectory.json",
+            keeper=keeper,
+            log=trainer.log,
         )
         trainer.add_callback(trajectory)
     checkpoint = last_complete_checkpoint(output_dir / "checkpoints") if resume else None
@@ -208,6 +223,8 @@ def train(
         if trajectory is not None:
             trajectory.restore(int(checkpoint.name.split("-")[1]))
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if keeper is not None:
+        keeper.load_best(model, trainer.state.global_step)
     if config.lora:
         model = model.merge_and_unload()
     result = LoadedModel(model, loaded.processor, loaded.kind)

@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 
 from mmunlearn.io import atomic_write_json
 from mmunlearn.models.loading import LoadedModel
+from mmunlearn.training.selection import BestKeeper
 
 Measure = Callable[[LoadedModel], dict[str, float]]  # the student → {name: value} at one step
 
@@ -27,9 +28,20 @@ class TrajectoryCallback(TrainerCallback):
     the same step), so a resumed run picks up every point up to its checkpoint.
     """
 
-    def __init__(self, processor: Any, kind: str, measure: Measure, every: int, path: Path) -> None:
+    def __init__(
+        self,
+        processor: Any,
+        kind: str,
+        measure: Measure,
+        every: int,
+        path: Path,
+        keeper: BestKeeper | None = None,
+        log: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        """`keeper`: offered every point (`train.keep_best`). `log`: the Trainer's `log`, so the
+        points reach the loggers of `train.report_to` (as `eval/<name>`) and train_log.json."""
         self.processor, self.kind, self.every, self.path = processor, kind, every, path
-        self.measure = measure
+        self.measure, self.keeper, self.log = measure, keeper, log
         self.points: list[dict[str, Any]] = []
 
     def restore(self, step: int) -> None:
@@ -37,6 +49,8 @@ class TrajectoryCallback(TrainerCallback):
         if self.path.is_file():
             points = json.loads(self.path.read_text())
             self.points = [point for point in points if point["step"] <= step]
+        if self.keeper is not None:
+            self.keeper.restore(step)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
         if model is not None and state.global_step == 0:
@@ -55,3 +69,7 @@ class TrajectoryCallback(TrainerCallback):
         model.train(was_training)
         self.points.append({"step": step, **values})
         atomic_write_json(self.path, self.points)
+        if self.keeper is not None:
+            self.keeper.consider(model, self.points)
+        if self.log is not None:
+            self.log({f"eval/{name}": value for name, value in values.items()})
