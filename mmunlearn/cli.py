@@ -354,23 +354,32 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return run(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        if args.verbose or not raised_by_mmunlearn(error):
-            # not one of our checks of user input: a bug or an unsupported model; show where
-            traceback.print_exception(error, file=sys.stderr)
-        print(f"mmunlearn {args.command}: error: {message}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 — every failure ends in one of three reports
+        return report_error(args.command, error, args.verbose)
     finally:
         leave_process_group()
 
 
-def raised_by_mmunlearn(error: BaseException) -> bool:
-    """Whether the innermost frame that raised `error` is mmunlearn's own code (where user
-    input is checked), not a library's (a chat template, torch)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    package = str(Path(__file__).parent)
-    return bool(frames) and frames[-1].filename.startswith(package)
+def report_error(command: str, error: Exception, verbose: bool) -> int:
+    """A user error (exit 2) or an OS error (exit 1) as one line; a bug with its traceback."""
+    from mmunlearn.errors import error_kind, one_line
+
+    kind = error_kind(error)
+    if verbose or kind == "bug":
+        traceback.print_exception(error, file=sys.stderr)
+    if kind == "user":
+        print(f"mmunlearn {command}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    if kind == "os":
+        print(f"mmunlearn {command}: OS error: {one_line(error)}", file=sys.stderr)
+        return 1
+    print(
+        f"mmunlearn {command}: internal error ({type(error).__name__}: {error}): a bug in "
+        "mmunlearn or a library it calls, not a problem with your input; please report it with "
+        "the traceback above",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def leave_process_group() -> None:

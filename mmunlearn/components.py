@@ -152,7 +152,11 @@ def _convert(hint: Any, field: dataclasses.Field, value: Any, path: str) -> Any:
             return None
         if len(classes) == 1 and (isinstance(value, Mapping) or isinstance(value, classes[0])):
             return build_component(classes[0], value, path)
+        if len(classes) == 1:  # `--set train=5`: a section given a value
+            raise TypeError(_not_a_section(path, value, classes[0]))
         return value
+    if typing.get_origin(hint) is dict and not isinstance(value, Mapping):
+        raise TypeError(_not_a_section(path, value))
     kind = _scalar_type(hint, field)
     if kind is bool:
         if not isinstance(value, bool):
@@ -165,12 +169,20 @@ def _convert(hint: Any, field: dataclasses.Field, value: Any, path: str) -> Any:
             raise ValueError(f"config {path}={value!r}: expected a {kind.__name__}") from None
         if kind is int and isinstance(value, float) and number != value:
             raise ValueError(f"config {path}={value!r}: expected a whole number")
+        if number != number:  # NaN: no setting means "not a number"
+            raise ValueError(f"config {path}={value!r}: expected a number, not NaN")
         return number
     if kind is str and isinstance(value, bool):
         return "on" if value else "off"  # YAML 1.1 reads off/no/false (on/yes/true) as booleans
     if kind is str and isinstance(value, int | float):
         return str(value)  # `--set loss.scale=1` reads a number where the field is text
     return value
+
+
+def _not_a_section(path: str, value: Any, cls: type | None = None) -> str:
+    fields = [f.name for f in dataclasses.fields(cls)][:3] if cls is not None else ["name"]
+    example = ", ".join(f"{path}.{name}=..." for name in fields)
+    return f"config {path}={value!r}: {path} is a section, not a value; set its fields ({example})"
 
 
 def _check_applies(cls: type, given: dict[str, Any], path: str) -> None:

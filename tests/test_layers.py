@@ -19,7 +19,7 @@ PACKAGE = Path(mmunlearn.__file__).parent
 # top-level module). `methods` (the method catalogue) builds teachers and losses and is what
 # training runs; `recipes` are whole runs (unlearn = train + the trajectory from evaluation).
 LAYERS = (
-    ("mmunlearn", "io", "registry", "values", "components"),
+    ("mmunlearn", "io", "registry", "values", "components", "errors"),
     ("data",),
     ("models",),
     ("teachers",),

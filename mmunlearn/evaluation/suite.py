@@ -10,6 +10,7 @@ needs a reference the data or the run does not have (an oracle, holdout rows, op
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mmunlearn.components import build_component
-from mmunlearn.data.example import Example
+from mmunlearn.data.example import ROLES, Example
 from mmunlearn.evaluation.fluency import DEFAULT_CHUNK_TOKENS, read_fluency_text
 from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS
 from mmunlearn.evaluation.probes import RelearnConfig
@@ -66,6 +67,13 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", tuple(self.roles))  # YAML gives a list
+        for role in self.roles:
+            if role not in ROLES:
+                close = difflib.get_close_matches(role, ROLES, n=1)
+                hint = f" — did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"roles (--splits): {role!r} is not a role{hint} (known: {', '.join(ROLES)})"
+                )
         if self.fluency_chunk_tokens < 2:
             raise ValueError(
                 f"fluency_chunk_tokens {self.fluency_chunk_tokens}: expected at least 2"

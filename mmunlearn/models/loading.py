@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,13 @@ def saved_config(path: Path) -> Any:
             f"--model {str(path)!r}: no config.json there; expected a directory written by "
             "save_pretrained (model weights + processor or tokenizer files)"
         )
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{path / 'config.json'}: not a valid JSON file ({error}); expected the config "
+            "save_pretrained writes"
+        ) from None
     return AutoConfig.from_pretrained(path, local_files_only=True)
 
 

@@ -119,15 +119,16 @@ def test_cli_eval_on_a_string_template_chat_model(smol, world_dir, tmp_path, cap
 
 
 def test_an_error_inside_a_library_shows_its_traceback(smol, world_dir, tmp_path, capsys):
-    """A template that breaks is not the user's input error: the CLI shows where it broke."""
+    """A template that breaks is not one of mmunlearn's input checks: the CLI shows where it
+    broke, says it is a bug (of the template or the code) and exits 1, not 2."""
     model = tmp_path / "broken"
     smol.save(model)
     config = model / "chat_template.jinja"
     config.write_text("{{ messages[0]['content'] + 1 }}")
     args = ["eval", "--model", str(model), "--data", str(world_dir), "--output-dir"]
-    assert main([*args, str(tmp_path / "e"), "--metrics", "generation"]) == 2
+    assert main([*args, str(tmp_path / "e"), "--metrics", "generation"]) == 1
     err = capsys.readouterr().err
-    assert "Traceback" in err and "error:" in err
+    assert "Traceback" in err and "internal error (TypeError" in err
 
 
 def test_a_base_lm_without_template_answers_with_the_first_line(examples):
