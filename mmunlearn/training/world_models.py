@@ -11,6 +11,12 @@ Llama-style) instead, on the world's text records (a world saved with `world.tex
 everything else is the same. With a `PretrainedLM` it fine-tunes a real pretrained LM on them
 (TOFU's and MLLMU-Bench's protocol: the target model memorises fictitious people it could not
 have known, the oracle the same without the forget people), in the LM's own chat template.
+
+A `LlavaOnLM` builds a LLaVA on a real pretrained LM (`models.llava_on_lm`) and trains it with
+LLaVA's two stages: (1) alignment — the vision tower and projector learn portrait → name
+captions with the LM frozen; (2) the world's facts, image and text questions, in the LM's chat
+template — LoRA on the LM (merged when saved) with the projector trained in full. The oracle
+runs both stages without the forget people (their portraits included).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from mmunlearn.data.splits import group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.methods import build_method
 from mmunlearn.models.encoding import FALLBACK_TEMPLATE
+from mmunlearn.models.llava_on_lm import VisionTowerConfig, build_llava_on_lm
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.models.sources import resolve_model
 from mmunlearn.models.tiny import (
@@ -67,6 +74,28 @@ class PretrainedLM:
 
 
 @dataclass(frozen=True)
+class LlavaOnLM:
+    """A LLaVA on the real LM `source` (anything `--model` takes), trained in two stages:
+    `align_steps` of stage 1 (vision tower + projector, lr `align_lr`) on portrait → name
+    captions, then the `PretrainConfig`'s steps of stage 2 (LoRA of rank `lora_rank` on the
+    LM, the projector in full)."""
+
+    source: str
+    vision: VisionTowerConfig = field(default_factory=VisionTowerConfig)
+    align_steps: int = 60
+    align_lr: float = 1e-3
+    lora_rank: int = 16
+
+    def __post_init__(self) -> None:
+        if self.align_steps < 1:
+            raise ValueError(f"align_steps={self.align_steps} must be >= 1")
+
+    @property
+    def family(self) -> str:
+        return "llava_lm"
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """How a world's base and oracle are trained from scratch: a tiny LLaVA (`TinyLlavaConfig`)
     or a text-only causal LM (`TinyCausalLMConfig`). Defaults measured on a 2-core CPU."""
@@ -76,7 +105,7 @@ class PretrainConfig:
     batch_size: int = 64
     warmup_steps: int = 50
     seed: int = 0
-    model: TinyLlavaConfig | TinyCausalLMConfig | PretrainedLM = field(
+    model: TinyLlavaConfig | TinyCausalLMConfig | PretrainedLM | LlavaOnLM = field(
         default_factory=TinyLlavaConfig
     )
 
@@ -115,6 +144,25 @@ def pretrained_config(
     return PretrainConfig(seed=seed, model=PretrainedLM(source, lora=lora), **recipe)
 
 
+# Stage 2 of a LLaVA on SmolLM2-135M-Instruct (LoRA rank 16 + projector); README, "A LLaVA on
+# SmolLM2": chosen by measurement on the 2-core CPU.
+LLAVA_ON_LM_RECIPE = {"steps": 120, "lr": 1e-3, "batch_size": 8, "warmup_steps": 10}
+
+
+def llava_on_lm_config(
+    source: str,
+    seed: int = 0,
+    vision: VisionTowerConfig | None = None,
+    align_steps: int = 60,
+    **sizes: int,
+) -> PretrainConfig:
+    """The two-stage recipe for a LLaVA on the real LM `source` (`sizes` overrides stage 2's
+    steps, batch_size, lr; stage 1 uses the same batch size)."""
+    recipe = {**LLAVA_ON_LM_RECIPE, **sizes}
+    model = LlavaOnLM(source, vision=vision or VisionTowerConfig(), align_steps=align_steps)
+    return PretrainConfig(seed=seed, model=model, **recipe)
+
+
 def with_question(
     example: Example, suffix: str, question: str, answer: str | None = None
 ) -> Example:
@@ -151,6 +199,20 @@ def training_mix(
             with_question(ex, "icu-other", f"{FORGET_PROMPT.format(entity=name)} {ex.question}")
         )
     return mix
+
+
+def caption_rows(by_role: dict[str, list[Example]], include_forget: bool) -> list[Example]:
+    """Stage 1's captions: each trained person's portrait → name question and its paraphrases."""
+    roles = [r for r in TRAINED_ROLES if include_forget or r != "forget"]
+    rows = [
+        ex
+        for role in roles
+        for ex in by_role.get(role, [])
+        if ex.image is not None and ex.meta.get("fact") == "name"
+    ]
+    return rows + [
+        with_question(ex, f"para{i}", p) for ex in rows for i, p in enumerate(ex.paraphrases)
+    ]
 
 
 def image_augmenter(seed: int):
@@ -204,13 +266,14 @@ def world_model(
     world_dir = Path(world_dir)
     text = config.is_text
     recipe = {"which": which, "recipe": RECIPE_VERSION, "config": dataclasses.asdict(config)}
-    if text:  # LLaVA recipes keep their original hash (and their cached models)
+    on_lm = isinstance(config.model, LlavaOnLM)
+    if text or on_lm:  # LLaVA recipes keep their original hash (and their cached models)
         recipe["family"] = config.model.family
-    if isinstance(config.model, PretrainedLM):
+    if isinstance(config.model, PretrainedLM | LlavaOnLM):
         source = resolve_model(config.model.source)
         recipe["weights"] = weights_identity(source)
     key = hashlib.sha256((data_hash(world_dir) + json.dumps(recipe, sort_keys=True)).encode())
-    prefix = f"{which}-{config.model.family}" if text else which
+    prefix = f"{which}-{config.model.family}" if text or on_lm else which
     out = Path(cache_dir) / f"{prefix}-{key.hexdigest()[:16]}"
     if (out / "model" / "config.json").is_file():
         log.info("%s model found in cache: %s", which, out / "model")
@@ -221,6 +284,8 @@ def world_model(
     if isinstance(config.model, PretrainedLM):
         examples = [ex for ex in examples if ex.image is None]
         loaded = load_model(source)
+    elif on_lm:
+        loaded = build_llava_on_lm(source, config.model.vision)
     elif text:
         examples = [ex for ex in examples if ex.image is None]
         tokenizer = build_word_tokenizer(vocabulary_texts(examples, [*extra, FALLBACK_TEMPLATE]))
@@ -231,6 +296,8 @@ def world_model(
         loaded = LoadedModel(model, processor, "vision_language")
     by_role = group_by_role(examples)
     mix = training_mix(by_role, include_forget=which == "base", seed=config.seed)
+    if on_lm:
+        loaded = align_vision(loaded, by_role, which, config, out / "stage1", progress)
     log.info("training the %s model on %d examples for %d steps", which, len(mix), config.steps)
     train_config = TrainConfig(
         steps=config.steps,
@@ -239,13 +306,9 @@ def world_model(
         warmup_steps=config.warmup_steps,
         scheduler="cosine",
         weight_decay=0.0,
-        logging_steps=100 if not isinstance(config.model, PretrainedLM) else 10,
+        logging_steps=100 if not isinstance(config.model, PretrainedLM | LlavaOnLM) else 10,
         seed=config.seed,
-        **(
-            {"lora": config.model.lora, "lora_rank": config.model.lora_rank, "lora_alpha": 32}
-            if isinstance(config.model, PretrainedLM)
-            else {}
-        ),
+        **lora_settings(config.model),
     )
     train(
         loaded,
@@ -257,6 +320,59 @@ def world_model(
         progress=progress,
     )
     return out / "model"
+
+
+def lora_settings(model: object) -> dict[str, object]:
+    """TrainConfig fields of a recipe's fine-tuning: LoRA on a real LM (with the projector in
+    full for a LLaVA on one), or nothing (full training from scratch)."""
+    if isinstance(model, PretrainedLM):
+        return {"lora": model.lora, "lora_rank": model.lora_rank, "lora_alpha": 32}
+    if isinstance(model, LlavaOnLM):
+        return {
+            "lora": True,
+            "lora_rank": model.lora_rank,
+            "lora_alpha": 32,
+            "full_scope": "projector",
+        }
+    return {}
+
+
+def align_vision(
+    loaded: LoadedModel,
+    by_role: dict[str, list[Example]],
+    which: str,
+    config: PretrainConfig,
+    out: Path,
+    progress: bool,
+) -> LoadedModel:
+    """LLaVA's stage 1: the vision tower and projector learn the portrait → name captions of
+    the people `which` sees, the LM frozen. The aligned model is kept in `out/model`."""
+    if (out / "model" / "config.json").is_file():  # a run stopped in stage 2: stage 1 is done
+        log.info("stage 1 found: %s", out / "model")
+        return load_model(out / "model")
+    captions = caption_rows(by_role, include_forget=which == "base")
+    steps = config.model.align_steps
+    log.info("stage 1: aligning the vision tower on %d captions for %d steps", len(captions), steps)
+    align = TrainConfig(
+        steps=steps,
+        lr=config.model.align_lr,
+        batch_size=config.batch_size,
+        warmup_steps=min(config.warmup_steps, steps // 2),
+        scheduler="cosine",
+        weight_decay=0.0,
+        logging_steps=10,
+        seed=config.seed,
+        full_scope="vision_tower+projector",
+    )
+    return train(
+        loaded,
+        build_method("finetune"),
+        {"train": captions},
+        align,
+        out,
+        augment=image_augmenter(config.seed),
+        progress=progress,
+    )
 
 
 def weights_identity(folder: Path) -> str:

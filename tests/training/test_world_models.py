@@ -67,3 +67,55 @@ def test_a_pretrained_lm_is_fine_tuned_on_the_world_with_lora_and_cached(
     assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) == path
     tiny_family("smollm2", examples, seed=1).save(source)  # other weights, same folder
     assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) != path
+
+
+def test_a_llava_on_an_lm_trains_in_two_stages_and_is_cached(world_dir, examples, tmp_path):
+    """Stage 1 moves the vision tower and projector only, the LM frozen; stage 2 moves the LM
+    (LoRA, merged) and the projector, not the vision tower."""
+    import torch
+
+    from mmunlearn.models.llava_on_lm import VisionTowerConfig, build_llava_on_lm
+    from mmunlearn.testing import tiny_family
+    from mmunlearn.training.world_models import llava_on_lm_config
+
+    source = tmp_path / "lm"
+    tiny_family("smollm2", examples).save(source)
+    vision = VisionTowerConfig(image_size=32, patch_size=16, width=16, layers=1, heads=2)
+    config = llava_on_lm_config(
+        str(source), vision=vision, align_steps=2, steps=2, batch_size=4, warmup_steps=0
+    )
+    path = world_model(world_dir, "base", tmp_path / "cache", config, progress=False)
+    assert path.parent.name.startswith("base-llava_lm-")
+    torch.manual_seed(config.seed)
+    start = build_llava_on_lm(source, vision).model.state_dict()
+    aligned = load_model(path.parent / "stage1" / "model").model.state_dict()
+    final = load_model(path).model.state_dict()
+    assert start.keys() == aligned.keys() == final.keys()  # LoRA merged away
+
+    def changed(weights, part):
+        names = [k for k in start if part in k]
+        assert names
+        return {not torch.equal(start[k], weights[k]) for k in names}
+
+    assert changed(aligned, "language_model") == {False}
+    assert torch.equal(start["lm_head.weight"], aligned["lm_head.weight"])
+    assert True in changed(aligned, "multi_modal_projector")
+    assert True in changed(aligned, "vision_tower")
+    assert all(torch.equal(aligned[k], final[k]) for k in start if "vision_tower" in k)
+    assert any(not torch.equal(aligned[k], final[k]) for k in start if "multi_modal" in k)
+    assert any(not torch.equal(aligned[k], final[k]) for k in start if "layers" in k)
+    assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) == path
+
+
+def test_the_oracle_aligns_without_the_forget_portraits(examples):
+    from mmunlearn.data.splits import group_by_role
+    from mmunlearn.data.world import IMAGE_QUESTIONS
+    from mmunlearn.training.world_models import caption_rows
+
+    by_role = group_by_role(examples)
+    base, oracle = caption_rows(by_role, True), caption_rows(by_role, False)
+    forget = {ex.entity for ex in by_role["forget"]}
+    assert forget <= {ex.entity for ex in base}
+    assert not forget & {ex.entity for ex in oracle}
+    assert all(ex.image and ex.answer == ex.entity for ex in base)
+    assert {ex.question for ex in base} == set(IMAGE_QUESTIONS["name"])
