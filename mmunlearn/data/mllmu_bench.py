@@ -10,16 +10,24 @@ Layout: a clone of the Hugging Face dataset `MLLMMU/MLLMU-Bench`, one folder per
 | `Test_Set/` | every person again: transformed images (`images`, several), paraphrased questions | test (forget people only, as the authors' eval.py) |
 | `Retain_Set/` | 153 real celebrities (model utility) | general |
 
-Two row formats occur, told apart by their columns:
-- evaluation (`Full_Set`, `Test_Set`, `Retain_Set` and the forget/retain subsets of the dataset):
-  `ID`, `image` (`Test_Set`: `images`) as `{"bytes", "path"}` structs, and three task columns —
-  `Classification_Task = {"Image_Textual_Questions": [...], "Pure_Text_Questions": [...]}`, each
-  item `{"Question", "Options": {"A".."D"}, "Correct_Answer": letter}`; `Generation_Task` and
-  `Mask_Task` (cloze, the blank written `__`), lists of `{"Question", "Ground_Truth", "Type"}`
-  with `Type` = `Image_Textual` | `Pure_Text`.
-- fine-tuning (`ft_Data`, and the forget/retain splits of `MLLMMU/baseline_train_split`):
-  `image`, `ID`, `metadata` = a JSON string of `[{"Question", "Answer"}, ...]`, every pair asked
-  with the person's image (kind `qa`).
+Row layouts, told apart by their columns (an unknown one fails naming these):
+- `evaluation` (`Full_Set`, `Test_Set`, `Retain_Set` and the forget/retain subsets of the
+  dataset): `ID`, `biography`, `image` (`Test_Set`: `images`) as `{"bytes", "path"}` structs, and
+  three task columns — `Classification_Task = {"Image_Textual_Questions": [...],
+  "Pure_Text_Questions": [...]}`, each item `{"Question", "Options": {"A".."D"},
+  "Correct_Answer": letter}`; `Generation_Task` and `Mask_Task` (cloze, the blank written `__`),
+  lists of `{"Question", "Ground_Truth", "Type"}` with `Type` = `Image_Textual` | `Pure_Text`.
+- `fine-tuning` (`ft_Data`, and the forget/retain splits of `MLLMMU/baseline_train_split`):
+  `image`, `metadata` = a JSON string of `[{"Question", "Answer"}, ...]`, every pair asked with
+  the person's image (kind `qa`), with or without a row-level `ID` (without one, a person is
+  keyed by the name found below, else by the row's position).
+
+Entities are the people's names, one per person id across all sets: the `Name` a profile
+(`biography`, a JSON object or `Name: ...` lines) states, else the capitalised phrase most of
+the person's questions, answers and profile mention (`names.frequent_name`); the log says per
+folder how many names came from where, and a person with neither keeps the id. `meta.person_id`
+keeps the dataset's id. Records get an "I don't know" phrase as `alt_answers`
+(`idk.with_idk_answers`, drawn with `idk_seed`).
 
 A classification item becomes one record whose `options` are the option texts in letter order
 and whose `answer` is the correct option's text (`meta.answer_letter` keeps the letter).
@@ -34,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from mmunlearn.data.example import Example
+from mmunlearn.data.idk import with_idk_answers
 from mmunlearn.data.jsonl import DataError
+from mmunlearn.data.names import NameSources, frequent_name, profile_name
 from mmunlearn.data.tables import (
     ImageStore,
     Row,
@@ -76,6 +86,7 @@ def load_mllmu_bench(
     sets: tuple[str, ...] | None = None,
     kinds: tuple[str, ...] = KINDS,
     image_dir: str | os.PathLike | None = None,
+    idk_seed: int = 0,
 ) -> list[Example]:
     """Records of the forget/retain split `forget_percent` (5, 10 or 15) and of the chosen `sets`
     (default: forget and retain, which must exist, plus test and celebrity when their folders
@@ -96,13 +107,15 @@ def load_mllmu_bench(
     rows = {name: _read(root / folders[name], kinds) for name in sets}
     if "test" in sets and "forget" not in rows:
         rows["forget"] = _read(root / folders["forget"], kinds)
-    forget_ids = {_person_id(row, where) for where, row in rows.get("forget", [])}
+    keyed = {name: _keyed(split_rows) for name, split_rows in rows.items()}
+    names = _person_names(keyed, folders)
+    forget_ids = {person for person, _, _ in keyed.get("forget", [])}
 
     examples: list[Example] = []
     for name in sets:
-        split_rows = rows[name]
+        split_rows = keyed[name]
         if name == "test":
-            split_rows = [(w, r) for w, r in split_rows if _person_id(r, w) in forget_ids]
+            split_rows = [(p, w, r) for p, w, r in split_rows if p in forget_ids]
             log.info(
                 "MLLMU-Bench %s: kept the %d rows of the %d forget people",
                 folders[name],
@@ -110,19 +123,31 @@ def load_mllmu_bench(
                 len(forget_ids),
             )
         role = {"celebrity": "general"}.get(name, name)
-        for where, row in with_progress(split_rows, f"MLLMU-Bench {folders[name]}"):
-            examples += _row_examples(where, row, role, folders[name], kinds, store)
+        for person, where, row in with_progress(split_rows, f"MLLMU-Bench {folders[name]}"):
+            entity = names.get(person) or (f"celebrity-{person}" if name == "celebrity" else person)
+            examples += _row_examples(where, row, person, entity, role, folders[name], kinds, store)
     check_unique_ids(examples, str(root))
     log.info("MLLMU-Bench: %d records from %s", len(examples), ", ".join(sets))
-    return examples
+    return with_idk_answers(examples, idk_seed)
+
+
+LAYOUTS = {
+    "evaluation": "ID, image (Test_Set: images) and the task columns "
+    + ", ".join(TASK_COLUMNS.values()),
+    "fine-tuning": "image and metadata (a JSON list of Question/Answer pairs), ID optional",
+}
 
 
 def _read(folder: Path, kinds: tuple[str, ...]) -> list[Row]:
-    """The folder's rows, after checking the columns its format needs for `kinds`."""
+    """The folder's rows, after checking the columns its layout needs for `kinds`."""
     columns = _columns(folder)
     if "metadata" in columns:
-        return read_parquet_rows(
-            folder, ("ID", "image", "metadata"), "MLLMU-Bench fine-tuning rows"
+        return read_parquet_rows(folder, ("image", "metadata"), "MLLMU-Bench fine-tuning rows")
+    if columns and not any(column in columns for column in ("ID", *TASK_COLUMNS.values())):
+        layouts = "; ".join(f"{name}: {needs}" for name, needs in LAYOUTS.items())
+        raise DataError(
+            f"{folder}: columns {', '.join(columns)} match no MLLMU-Bench layout; known "
+            f"layouts — {layouts}"
         )
     images = "images" if "images" in columns else "image"
     tasks = tuple(TASK_COLUMNS[kind] for kind in kinds if kind in TASK_COLUMNS)
@@ -142,6 +167,20 @@ def _columns(folder: Path) -> list[str]:
         return []
 
 
+def _keyed(rows: list[Row]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(person key, where, row): the row's `ID`, or, in the fine-tuning layout without one, the
+    name its pairs mention, else `row-<n>`."""
+    keyed = []
+    for index, (where, row) in enumerate(rows):
+        if "ID" in row:
+            person = _person_id(row, where)
+        else:
+            found = frequent_name(_row_texts(row, where))
+            person = found[0] if found is not None and found[1] >= 2 else f"row-{index}"
+        keyed.append((person, where, row))
+    return keyed
+
+
 def _person_id(row: dict[str, Any], where: str) -> str:
     value = row.get("ID")
     if isinstance(value, int) or (isinstance(value, str) and value.strip()):
@@ -149,16 +188,59 @@ def _person_id(row: dict[str, Any], where: str) -> str:
     raise DataError(f"{where}, field 'ID': {show(value)} (expected a non-empty person id)")
 
 
+def _person_names(
+    keyed: dict[str, list[tuple[str, str, dict[str, Any]]]], folders: dict[str, str]
+) -> dict[str, str]:
+    """Person key → name, one per person across every loaded set: a profile's stated name wins
+    over a name found in the texts (module docstring); the log says where each came from."""
+    stated: dict[str, str] = {}
+    mentioned: dict[str, tuple[int, str]] = {}
+    for split_rows in keyed.values():
+        for person, where, row in split_rows:
+            name = profile_name(row.get("biography"))
+            if name is not None:
+                stated.setdefault(person, name)
+                continue
+            found = frequent_name(_row_texts(row, where))
+            if found is not None and found[1] >= 2 and found[1] > mentioned.get(person, (0,))[0]:
+                mentioned[person] = (found[1], found[0])
+    for name, split_rows in keyed.items():
+        sources = NameSources("MLLMU-Bench")
+        for person in dict.fromkeys(person for person, _, _ in split_rows):
+            if person in stated:
+                sources.add("the profile's Name (biography)", stated[person])
+            elif person in mentioned:
+                sources.add("the person's questions, answers and profile", mentioned[person][1])
+            else:
+                sources.add("no name in the profile or questions (id kept)", person)
+        sources.log(folders[name])
+    return stated | {p: name for p, (_, name) in mentioned.items() if p not in stated}
+
+
+def _row_texts(row: dict[str, Any], where: str) -> list[str]:
+    """The texts of a row that may mention the person: profile, questions and answers."""
+    texts = [row["biography"]] if isinstance(row.get("biography"), str) else []
+    if "metadata" in row:
+        return texts + [text for pair in _metadata_pairs(row, where) for text in pair]
+    for column in ("Generation_Task", "Mask_Task"):
+        for item in row.get(column) or []:
+            texts += [v for v in (item.get("Question"), item.get("Ground_Truth")) if v]
+    task = row.get("Classification_Task") or {}
+    for key in CLASSIFICATION_LISTS:
+        texts += [item["Question"] for item in task.get(key) or [] if item.get("Question")]
+    return [text for text in texts if isinstance(text, str)]
+
+
 def _row_examples(
     where: str,
     row: dict[str, Any],
+    person: str,
+    entity: str,
     role: str,
     split: str,
     kinds: tuple[str, ...],
     store: ImageStore,
 ) -> list[Example]:
-    person = _person_id(row, where)
-    entity = f"celebrity-{person}" if split == "Retain_Set" else person
     prefix = f"mllmu-{split}-{person}"
     if "metadata" in row:  # fine-tuning format: every pair is asked with the person's image
         if "qa" not in kinds:
@@ -172,7 +254,7 @@ def _row_examples(
                 question=question,
                 answer=answer,
                 image=image,
-                meta={"modality": "image", "kind": "qa", "set": split},
+                meta={"modality": "image", "kind": "qa", "set": split, "person_id": person},
             )
             for k, (question, answer) in enumerate(_metadata_pairs(row, where))
         ]
@@ -191,7 +273,7 @@ def _row_examples(
             answer=answer,
             image=images[k % len(images)] if modality == "image" else None,
             options=extra.pop("options", ()),
-            meta={"modality": modality, "kind": kind, "set": split, **extra},
+            meta={"modality": modality, "kind": kind, "set": split, "person_id": person, **extra},
         )
 
     examples = []

@@ -1,11 +1,13 @@
 """`load_benchmark`: one entry point, every registered loader reachable, clear errors."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
 
 from mmunlearn.data.benchmarks import BENCHMARKS, benchmark_options, load_benchmark
+from mmunlearn.data.idk import idk_answer
 
 
 def write_csv(path, header, rows) -> None:
@@ -34,7 +36,12 @@ def test_every_name_is_listed_with_its_options():
     names = ["clear", "melu", "mllmu_bench", "mmunlearn_jsonl", "semeval", "tofu"]
     assert BENCHMARKS.names() == names
     assert list(benchmark_options("semeval")) == ["subsets"]
-    assert list(benchmark_options("tofu")) == ["forget_percent", "sets", "questions_per_author"]
+    assert list(benchmark_options("tofu")) == [
+        "forget_percent",
+        "sets",
+        "questions_per_author",
+        "idk_seed",
+    ]
     assert benchmark_options("mmunlearn_jsonl") == {}
 
 
@@ -64,6 +71,12 @@ def test_string_options_are_converted(tofu):
     records = load_benchmark(
         "tofu", tofu, forget_percent="1", sets="forget, retain", questions_per_author="1"
     )
+    reseeded = load_benchmark(
+        "tofu", tofu, forget_percent="1", questions_per_author="1", idk_seed="5"
+    )
+    assert reseeded == [
+        dataclasses.replace(ex, alt_answers=(idk_answer(ex.id, 5),)) for ex in records
+    ]
     assert [(ex.role, ex.entity) for ex in records] == [
         ("forget", "forget01/author-0"),
         ("retain", "retain99/author-0"),

@@ -1,6 +1,7 @@
 """MLLMU-Bench loader on tiny parquet files written in the dataset's own schema."""
 
 import json
+import logging
 from collections import Counter
 
 import pandas as pd
@@ -13,6 +14,7 @@ from mmunlearn.data.splits import check_unlearning_data
 from mmunlearn.testing import png_bytes, write_parquet_split
 
 JOBS = {"p1": "pilot", "p2": "baker", "p3": "judge", "c1": "singer"}
+NAMES = {"p1": "Ann Vale", "p2": "Bo Kerr", "p3": "Cy Dunn", "c1": "Dee Star"}
 
 
 def image_struct(person: str, shade: int = 0) -> dict:
@@ -30,18 +32,20 @@ def evaluation_row(person: str, images: int = 0) -> dict:
     if images:
         row["images"] = [image_struct(person, shade) for shade in range(images)]
     else:
-        row |= {"image": image_struct(person), "biography": f"{person} is a {job}"}
-    mcq = {"Question": f"what is the job of {person}", "Options": options, "Correct_Answer": letter}
+        profile = json.dumps({"Name": NAMES[person], "Occupation": job})
+        row |= {"image": image_struct(person), "biography": profile}
+    name = NAMES[person]
+    mcq = {"Question": f"what is the job of {name}", "Options": options, "Correct_Answer": letter}
     row["Classification_Task"] = {
         "Image_Textual_Questions": [{**mcq, "Question": "what is the job of this person"}],
         "Pure_Text_Questions": [mcq],
     }
     row["Generation_Task"] = [
         {"Question": "what does this person do", "Ground_Truth": job, "Type": "Image_Textual"},
-        {"Question": f"what does {person} do", "Ground_Truth": job, "Type": "Pure_Text"},
+        {"Question": f"what does {name} do", "Ground_Truth": job, "Type": "Pure_Text"},
     ]
     row["Mask_Task"] = [
-        {"Question": f"{person} works as a __", "Ground_Truth": job, "Type": "Pure_Text"},
+        {"Question": f"{name} works as a __", "Ground_Truth": job, "Type": "Pure_Text"},
         {"Question": "this person works as a __", "Ground_Truth": job, "Type": "Image_Textual"},
     ]
     return row
@@ -49,8 +53,8 @@ def evaluation_row(person: str, images: int = 0) -> dict:
 
 def finetune_row(person: str) -> dict:
     """ft_Data / baseline_train_split: `metadata` is a JSON string of QA pairs."""
-    pairs = [{"Question": f"what does {person} do", "Answer": JOBS[person]}]
-    pairs.append({"Question": "who is this", "Answer": person})
+    pairs = [{"Question": f"what does {NAMES[person]} do", "Answer": JOBS[person]}]
+    pairs.append({"Question": "who is this", "Answer": NAMES[person]})
     return {"image": image_struct(person), "ID": person, "metadata": json.dumps(pairs)}
 
 
@@ -70,8 +74,9 @@ def test_every_set_and_question_kind_becomes_records(bench, tmp_path):
     examples = load_mllmu_bench(bench, image_dir=tmp_path / "images")
     roles = Counter(ex.role for ex in examples)
     assert roles == {"forget": 6, "retain": 12, "test": 6, "general": 6}  # 6 questions a person
-    assert {ex.entity for ex in examples if ex.role == "test"} == {"p1"}  # forget people only
-    assert {ex.entity for ex in examples if ex.role == "general"} == {"celebrity-c1"}
+    assert {ex.entity for ex in examples if ex.role == "test"} == {"Ann Vale"}  # forget only
+    assert {ex.entity for ex in examples if ex.role == "general"} == {"Dee Star"}
+    assert {ex.meta["person_id"] for ex in examples if ex.role == "forget"} == {"p1"}
     kinds = Counter((ex.meta["kind"], ex.modality) for ex in examples if ex.role == "forget")
     assert kinds == {(k, m): 1 for k in ("generation", "cloze", "classification") for m in MODES}
     mcq = next(ex for ex in examples if ex.meta["kind"] == "classification" and ex.role == "forget")
@@ -107,9 +112,9 @@ def test_finetuning_rows_give_image_qa_pairs(tmp_path):
     examples = load_mllmu_bench(root, forget_percent=10, image_dir=tmp_path / "img")
     assert [(ex.role, ex.answer, ex.meta["kind"]) for ex in examples] == [
         ("forget", "pilot", "qa"),
-        ("forget", "p1", "qa"),
+        ("forget", "Ann Vale", "qa"),
         ("retain", "baker", "qa"),
-        ("retain", "p2", "qa"),
+        ("retain", "Bo Kerr", "qa"),
     ]
     assert all(ex.image for ex in examples)
 
@@ -168,7 +173,7 @@ def test_unknown_split_names_are_refused(bench, tmp_path):
 def test_a_person_in_forget_and_retain_is_caught(bench, tmp_path):
     write_parquet_split(bench / "retain_95", [evaluation_row("p2"), evaluation_row("p1")])
     examples = load_mllmu_bench(bench, sets=("forget", "retain"), image_dir=tmp_path / "i")
-    with pytest.raises(ValueError, match=r"entity 'p1' is in both forget"):
+    with pytest.raises(ValueError, match=r"entity 'Ann Vale' .*forget"):
         check_unlearning_data(examples, str(bench))
 
 
@@ -196,3 +201,75 @@ def test_records_survive_the_project_jsonl(bench, tmp_path):
     back = load_examples(tmp_path / "data" / "mllmu.jsonl")
     assert back == examples
     assert [ex.meta for ex in back] == [ex.meta for ex in examples]
+
+
+def test_names_come_from_the_profile_or_else_the_questions(bench, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    rows = [evaluation_row("p2"), evaluation_row("p3")]
+    for row in rows:
+        del row["biography"]  # a reduced copy without profiles
+    write_parquet_split(bench / "retain_95", rows)
+    examples = load_mllmu_bench(bench, image_dir=tmp_path / "i")
+    entities = {ex.role: set() for ex in examples}
+    for ex in examples:
+        entities[ex.role].add(ex.entity)
+    assert entities == {
+        "forget": {"Ann Vale"},
+        "retain": {"Bo Kerr", "Cy Dunn"},
+        "test": {"Ann Vale"},
+        "general": {"Dee Star"},
+    }
+    assert "MLLMU-Bench forget_5: person names — 1 from the profile's Name" in caplog.text
+    assert "MLLMU-Bench retain_95: person names — 2 from the person's questions" in caplog.text
+    # Test_Set rows carry no profile: one name per person id, whichever set states it
+    assert (
+        "Test_Set: person names — 1 from the profile's Name (biography) (e.g. 'Ann Vale'); 1 from the person's questions"
+        in caplog.text
+    )
+
+
+def test_finetuning_rows_without_ids_are_keyed_by_name(tmp_path):
+    root = tmp_path / "baseline_train_split"
+    rows = {"p1": finetune_row("p1"), "p2": finetune_row("p2")}
+    for row in rows.values():
+        del row["ID"]
+    write_parquet_split(root / "forget_5", [rows["p1"]])
+    write_parquet_split(root / "retain_95", [rows["p2"]])
+    examples = load_mllmu_bench(root, image_dir=tmp_path / "img")
+    assert [(ex.entity, ex.answer) for ex in examples] == [
+        ("Ann Vale", "pilot"),
+        ("Ann Vale", "Ann Vale"),
+        ("Bo Kerr", "baker"),
+        ("Bo Kerr", "Bo Kerr"),
+    ]
+    assert examples[0].id == "mllmu-forget_5-Ann Vale-qa-0"
+    check_unlearning_data(examples, str(root))
+
+
+def test_an_unknown_layout_names_the_known_ones(bench, tmp_path):
+    write_parquet_split(bench / "forget_5", [{"picture": b"x", "text": "hello"}])
+    with pytest.raises(
+        DataError,
+        match=r"forget_5: columns picture, text match no MLLMU-Bench.*"
+        r"evaluation: ID, image.*fine-tuning: image and metadata",
+    ):
+        load_mllmu_bench(bench, image_dir=tmp_path / "i")
+
+
+def test_the_forget_prompt_and_entity_swap_name_the_person(bench, tmp_path):
+    from mmunlearn.teachers.entity_swap import swapped_question
+    from mmunlearn.teachers.icu import FORGET_PROMPT, in_context
+
+    examples = load_mllmu_bench(bench, sets=("forget",), image_dir=tmp_path / "i")
+    text = next(ex for ex in examples if ex.meta["kind"] == "generation" and not ex.image)
+    assert in_context(FORGET_PROMPT, "prefix", text) == {"prefix": "Forget Ann Vale ."}
+    assert swapped_question(text, ("Zed Quill",), seed=0, draw=0) == "what does Zed Quill do"
+
+
+@pytest.mark.parametrize("method", ["idk", "dpo_idk"])
+def test_idk_methods_run_on_mllmu_bench(bench, tmp_path, train_and_evaluate, method):
+    from mmunlearn.data.idk import IDK_ANSWERS
+
+    examples = load_mllmu_bench(bench, image_dir=tmp_path / "images")
+    assert all(ex.alt_answers[0] in IDK_ANSWERS for ex in examples)
+    assert "forget" in train_and_evaluate(examples, method)
