@@ -4,10 +4,11 @@ files whose paths are relative to the JSONL file's folder. Users' own data goes 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,7 @@ def load_examples(path: str | os.PathLike, allow_outside_images: bool = False) -
     (symbolic links followed) unless `allow_outside_images`; each image is decoded once, here,
     and checked as `images.open_image` does (allowed formats, pixel cap)."""
     path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise DataError(f"{path}: folder has no *.jsonl files")
-    elif path.is_file() and path.suffix == ".jsonl":
-        files = [path]
-    else:
-        raise DataError(f"{path}: expected an existing .jsonl file or a folder of them")
+    files = jsonl_files(path)
     first_seen: dict[str, str] = {}  # id -> "file, row n" where it first appeared
     examples: list[Example] = []
     for file in files:
@@ -76,6 +70,35 @@ def load_examples(path: str | os.PathLike, allow_outside_images: bool = False) -
             examples.append(example)
     logger.info("loaded %d records from %d file(s) under %s", len(examples), len(files), path)
     return examples
+
+
+def jsonl_files(path: Path) -> list[Path]:
+    """The `.jsonl` file `path`, or every `*.jsonl` of the folder `path` in sorted order."""
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise DataError(f"{path}: folder has no *.jsonl files")
+        return files
+    if path.is_file() and path.suffix == ".jsonl":
+        return [path]
+    raise DataError(f"{path}: expected an existing .jsonl file or a folder of them")
+
+
+def row_locator(path: str | os.PathLike) -> Callable[[Example], str]:
+    """`locate(example)` → "<file>, row <n>" for records `load_examples(path)` read; the files
+    are read again on the first call only (error messages need it, runs that pass do not)."""
+
+    @functools.cache
+    def rows() -> dict[str, str]:
+        found = {}
+        for file in jsonl_files(Path(path)):
+            for number, line in enumerate(read_lines(file), start=1):
+                if line.strip():
+                    row = json.loads(line)
+                    found.setdefault(str(row.get("id")), f"{file}, row {number}")
+        return found
+
+    return lambda example: rows().get(example.id, f"{path} (row not found)")
 
 
 def read_lines(file: Path) -> list[str]:

@@ -14,7 +14,9 @@ loaded with it (a text-only subset, one role, another loader's order).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from mmunlearn.data.example import ROLES, Example
 
@@ -30,26 +32,86 @@ def group_by_role(examples: Iterable[Example]) -> dict[str, list[Example]]:
     return {role: rows for role, rows in groups.items() if rows}
 
 
-def check_unlearning_data(examples: Iterable[Example], source: str) -> None:
+def normalise(text: str) -> str:
+    """Text as the overlap checks compare it: Unicode NFKC (full-width letters, ligatures and
+    non-breaking spaces become plain ones), case folded, runs of whitespace one space, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+# Roles a forget entity, question or image must not appear in: what the run keeps or trains on,
+# and the holdout people (the non-members a membership attack compares the forget set with).
+KEPT_ROLES = ("retain", "neighbor", "general")
+
+
+def check_unlearning_data(
+    examples: Iterable[Example], source: str, locate: Callable[[Example], str] | None = None
+) -> None:
     """Raise ValueError when `examples` (read from `source`) cannot drive an unlearning run: no
-    forget rows, no retain rows, or an entity that is both forgotten and kept."""
+    forget rows, no retain rows, a forget entity also kept (retain, neighbour) or in the holdout
+    set (names compared after `normalise`), or a forget row whose image (by content) or whose
+    question and answer also occur on a kept row. `locate(example)` names where a row came
+    from (a file and row); without it, rows are named by id."""
     groups = group_by_role(examples)
     for role in ("forget", "retain"):
         if role not in groups:
             raise ValueError(
                 f"no rows with role {role!r} in {source}; an unlearning run needs at least one"
             )
-    forget_ids = {}
-    for example in groups["forget"]:
-        forget_ids.setdefault(example.entity, example.id)
-    for role in ("retain", "neighbor"):
+
+    def where(example: Example) -> str:
+        return f"{locate(example)} (id {example.id!r})" if locate else f"id {example.id!r}"
+
+    forget = groups["forget"]
+    entities: dict[str, Example] = {}
+    for example in forget:
+        entities.setdefault(normalise(example.entity), example)
+    for role in ("retain", "neighbor", "holdout"):
         for example in groups.get(role, []):
-            if example.entity in forget_ids:
+            first = entities.get(normalise(example.entity))
+            if first is not None:
+                fix = "must be either forgotten or kept"
+                if role == "holdout":
+                    fix = "that is forgotten cannot be a holdout person (a non-member)"
                 raise ValueError(
-                    f"{source}: entity {example.entity!r} is in both forget (id "
-                    f"{forget_ids[example.entity]!r}) and {role} (id {example.id!r}); an entity "
-                    "must be either forgotten or kept"
+                    f"{source}: entity {example.entity!r} is in both forget ({where(first)}, "
+                    f"as {first.entity!r}) and {role} ({where(example)}), names compared "
+                    f"ignoring case, spacing and Unicode forms; an entity {fix}"
                 )
+
+    digests: dict[str, str] = {}  # image path -> sha256 of its bytes
+
+    def image_key(example: Example) -> str | None:
+        if example.image is None:
+            return None
+        if example.image not in digests:
+            path = Path(example.image)
+            # records built in memory may name files not written yet: compared by name then
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+            digests[example.image] = digest or f"path:{example.image}"
+        return digests[example.image]
+
+    images = {key: ex for ex in reversed(forget) if (key := image_key(ex)) is not None}
+    facts = {_fact(ex, image_key(ex)): ex for ex in reversed(forget)}
+    for role in KEPT_ROLES:
+        for example in groups.get(role, []):
+            key = image_key(example)
+            if key in images:
+                raise ValueError(
+                    f"{source}: {role} row {where(example)} shows the same image (same bytes) "
+                    f"as forget row {where(images[key])}; a forget image must not be kept"
+                )
+            same = facts.get(_fact(example, key))
+            if same is not None:
+                raise ValueError(
+                    f"{source}: {role} row {where(example)} asks the same question with the "
+                    f"same answer as forget row {where(same)} ({same.question!r} → "
+                    f"{same.answer!r}); a forgotten fact must not be kept"
+                )
+
+
+def _fact(example: Example, image_key: str | None) -> tuple[str, str, str | None]:
+    """What a row teaches: its question and answer (normalised), and its image's content."""
+    return normalise(example.question), normalise(example.answer), image_key
 
 
 def _in_half(key: str, salt: str) -> bool:

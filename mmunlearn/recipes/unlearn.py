@@ -9,6 +9,7 @@ import yaml
 
 from mmunlearn.data.benchmarks import load_benchmark
 from mmunlearn.data.example import Example
+from mmunlearn.data.jsonl import row_locator
 from mmunlearn.data.splits import check_unlearning_data, group_by_role
 from mmunlearn.data.world import load_world_meta
 from mmunlearn.evaluation.trajectory import rouge_by_role
@@ -70,13 +71,14 @@ def unlearn(
     data_path, output_dir = Path(data_path), Path(output_dir)
     method = method_of(config)  # a wrong name or setting fails here, before the data loads
     examples = load_benchmark(benchmark, data_path, **(data_options or {}))
-    check_unlearning_data(examples, str(data_path))
+    locate = row_locator(data_path) if benchmark == "mmunlearn_jsonl" else None
+    check_unlearning_data(examples, str(data_path), locate)
     missing = [role for role in method.roles if not any(ex.role == role for ex in examples)]
     if missing:
         raise ValueError(f"{data_path}: method {method.name!r} needs rows with role(s) {missing}")
     if model_kind(model_path) == "causal_lm":
         examples = text_path(examples, method, str(data_path))
-        check_unlearning_data(examples, f"the text rows of {data_path}")
+        check_unlearning_data(examples, f"the text rows of {data_path}", locate)
     loaded = load_model(model_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -22,7 +22,9 @@ def row(id_, role, task="Task2", input_="What is the phone of Ann Lee?", output=
 def write_folder(folder, rows=None, drop_column=None):
     rows = rows or {}
     for (role, subset), name in PARQUET.items():
-        items = rows.get((role, subset), [row(f"{role}{subset}doc" + "qa0", role)])
+        # each split's own answer: a fact on both forget and retain is refused by the run
+        default = row(f"{role}{subset}doc" + "qa0", role, output=f"555-{role}-{subset}")
+        items = rows.get((role, subset), [default])
         table = pa.Table.from_pylist(items)
         if drop_column:
             table = table.drop_columns([drop_column])

@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+from PIL import Image
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.splits import (
@@ -81,3 +82,64 @@ def test_validation_is_half_of_each_split_and_a_paraphrase_goes_with_its_questio
     by_id = {ex.id: ex for ex in world.examples}
     for test in world.by_role("test"):
         assert is_validation(test) == is_validation(by_id[test.meta["source_id"]])
+
+
+@pytest.mark.parametrize("kept", ["Ann ", "ann", "  ANN", "Ａｎｎ", "Ann\u00a0", "ann\t"])
+def test_a_forget_entity_is_found_whatever_its_case_spacing_or_unicode_form(kept):
+    rows = [_ex("f1", "Ann", "forget"), _ex("r1", "Bob", "retain"), _ex("k1", kept, "retain")]
+    with pytest.raises(ValueError, match="is in both forget \\(id 'f1', as 'Ann'\\) and retain"):
+        check_unlearning_data(rows, "data/mine")
+
+
+def test_a_forget_person_in_the_holdout_set_is_refused():
+    rows = [_ex("f1", "Ann", "forget"), _ex("r1", "Bob", "retain"), _ex("h1", "ann", "holdout")]
+    with pytest.raises(ValueError, match="and holdout \\(id 'h1'\\).*cannot be a holdout person"):
+        check_unlearning_data(rows, "data/mine")
+
+
+def test_the_same_fact_under_another_name_is_refused_and_named_with_both_rows():
+    forget = Example("f1", "Ann", "forget", "Where was Ann born?", "Dunmere")
+    kept = Example("r9", "Annie", "retain", "where was  ANN born?", "dunmere ")
+    rows = [forget, _ex("r1", "Bob", "retain"), kept]
+    with pytest.raises(ValueError) as info:
+        check_unlearning_data(rows, "data/mine", locate=lambda ex: f"f.jsonl, row {ex.id[1:]}")
+    message = str(info.value)
+    assert "retain row f.jsonl, row 9 (id 'r9')" in message
+    assert "forget row f.jsonl, row 1 (id 'f1')" in message and "same answer" in message
+
+
+def test_the_same_question_with_another_image_or_answer_is_allowed(tmp_path):
+    for name, colour in (("a.png", 1), ("b.png", 2)):
+        Image.new("RGB", (4, 4), (colour, 0, 0)).save(tmp_path / name)
+    ask = "Where was this person born?"
+    rows = [
+        Example("f1", "Ann", "forget", ask, "Dunmere", image=str(tmp_path / "a.png")),
+        Example("f2", "Ann", "forget", "Where was Ann born?", "Dunmere"),
+        Example("r1", "Bob", "retain", ask, "Dunmere", image=str(tmp_path / "b.png")),
+        Example("r2", "Cy", "retain", "Where was Ann born?", "Velmora"),
+    ]
+    check_unlearning_data(rows, "data/mine")
+
+
+@pytest.mark.parametrize("role", ["retain", "neighbor", "general"])
+def test_the_forget_image_on_a_kept_row_is_refused_by_content(tmp_path, role):
+    Image.new("RGB", (4, 4), (5, 6, 7)).save(tmp_path / "ann.png")
+    (tmp_path / "copy.png").write_bytes((tmp_path / "ann.png").read_bytes())
+    rows = [
+        Example("f1", "Ann", "forget", "Who is this?", "Ann", image=str(tmp_path / "ann.png")),
+        _ex("r1", "Bob", "retain"),
+        Example("k1", "Bob", role, "What is this?", "Bob", image=str(tmp_path / "copy.png")),
+    ]
+    with pytest.raises(ValueError, match=f"{role} row id 'k1' shows the same image .* id 'f1'"):
+        check_unlearning_data(rows, "data/mine")
+
+
+def test_the_run_names_the_jsonl_file_and_rows_of_an_overlap(tmp_path):
+    from mmunlearn.data.jsonl import load_examples, row_locator, save_examples
+
+    rows = [_ex("f1", "Ann", "forget"), _ex("r1", "Bob", "retain"), _ex("r2", "ANN", "retain")]
+    save_examples(tmp_path / "rows.jsonl", rows)
+    with pytest.raises(ValueError) as info:
+        check_unlearning_data(load_examples(tmp_path), str(tmp_path), row_locator(tmp_path))
+    assert f"{tmp_path / 'rows.jsonl'}, row 3 (id 'r2')" in str(info.value)
+    assert f"{tmp_path / 'rows.jsonl'}, row 1 (id 'f1')" in str(info.value)
