@@ -53,6 +53,16 @@ def atomic_save_image(path: str | os.PathLike, image: Image.Image) -> None:
     _atomic_write(path, lambda handle: image.save(handle, format=image_format))
 
 
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON document in `path`; a file that is not UTF-8 JSON (truncated by a killed writer,
+    damaged, edited by hand) is a ValueError naming the file and `what` it should hold."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a valid JSON file ({error}); expected {what}") from None
+
+
 def default_cache_dir() -> Path:
     """Where built models are cached: `$MMUNLEARN_CACHE`, else ~/.cache/mmunlearn."""
     return Path(os.environ.get("MMUNLEARN_CACHE", Path.home() / ".cache" / "mmunlearn"))

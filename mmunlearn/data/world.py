@@ -7,7 +7,6 @@ Everything is drawn from one `random.Random(config.seed)`, so a seed fully deter
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import random
@@ -21,7 +20,7 @@ from PIL import Image
 from mmunlearn.data.example import ROLES, Example
 from mmunlearn.data.jsonl import save_examples
 from mmunlearn.data.portraits import PortraitTraits, draw_portrait, draw_traits, transform_portrait
-from mmunlearn.io import atomic_save_image, atomic_write_json
+from mmunlearn.io import atomic_save_image, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +366,9 @@ def save_world(world: World, directory: str | os.PathLike) -> None:
 
 def load_world_meta(directory: str | os.PathLike) -> dict[str, Any]:
     path = Path(directory) / "world.json"
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta = read_json(path, "the world description `mmunlearn world` writes")
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: {type(meta).__name__} at the top; expected a JSON object")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format_version={meta.get('format_version')!r}; expected {FORMAT_VERSION}"

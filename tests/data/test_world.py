@@ -182,3 +182,19 @@ def test_text_only_world_keeps_every_text_question_and_no_image(world, tmp_path)
     save_world(text, tmp_path)
     assert not (tmp_path / "images").exists()
     assert len(load_examples(tmp_path)) == len(text.examples)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b'{"format_version": 1, "config": {"se', "not a valid JSON file"),
+        (b'{"format_version": 1, "name": "\xff"}', "not a valid JSON file"),
+        (b"[1, 2]", "expected a JSON object"),
+    ],
+    ids=["truncated", "not utf-8", "a list"],
+)
+def test_a_damaged_world_json_names_the_file(tmp_path, content, words):
+    (tmp_path / "world.json").write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        load_world_meta(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / 'world.json'}: ") and words in str(info.value)
