@@ -60,7 +60,8 @@ def _data_options(items: list[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmunlearn.training.world_models import MODEL_FAMILIES  # the recipes train-base has
+    from mmunlearn.models.llava_on_lm import VisionTowerConfig
+    from mmunlearn.training.world_models import MODEL_FAMILIES, LlavaOnLM  # train-base's recipes
 
     parser = argparse.ArgumentParser(
         prog="mmunlearn",
@@ -148,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train-base",
         help="train the world's base (or oracle) model from scratch, cached by content hash",
         description="Train a tiny LLaVA-style model on a synthetic world. The base sees every "
-        "trained person; the oracle everyone but the forget people.",
+        "trained person; the oracle everyone but the forget people. With --language-model, a real "
+        "LM is fine-tuned on the world's text rows instead; with --language-model and --vision, a "
+        "LLaVA is built on it (a small CLIP-style vision tower and projector, the LM's own chat "
+        "template) and trained with LLaVA's two stages: the vision tower and projector learn "
+        "portrait -> name captions with the LM frozen (--align-steps), then the world's image "
+        "and text questions with LoRA on the LM and the projector in full (--steps).",
     )
     base.add_argument("--data", required=True, help="world folder written by `mmunlearn world`")
     base.add_argument("--which", choices=("base", "oracle"), default="base")
@@ -170,6 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--full",
         action="store_true",
         help="with --language-model: full fine-tuning instead of LoRA (merged when saved)",
+    )
+    vision = base.add_argument_group("a LLaVA on the language model (--language-model --vision)")
+    vision.add_argument(
+        "--vision",
+        action="store_true",
+        help="build a LLaVA on --language-model and train it on the world's image and text rows",
+    )
+    defaults = VisionTowerConfig()
+    for flag, name, what in (
+        ("--image-size", "image_size", "image side in pixels"),
+        ("--patch-size", "patch_size", "patch side in pixels: (image/patch)^2 image tokens"),
+        ("--vision-width", "width", "the vision tower's width"),
+        ("--vision-layers", "layers", "the vision tower's layers"),
+    ):
+        default = getattr(defaults, name)
+        vision.add_argument(flag, type=int, default=default, help=f"{what} (default {default})")
+    vision.add_argument(
+        "--align-steps",
+        type=int,
+        default=LlavaOnLM.align_steps,
+        help=f"stage 1 steps (default {LlavaOnLM.align_steps})",
     )
     base.add_argument(
         "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
@@ -431,7 +458,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the world to {args.output_dir}")
     elif args.command == "train-base":
         from mmunlearn.io import default_cache_dir
+        from mmunlearn.models.llava_on_lm import VisionTowerConfig
         from mmunlearn.training.world_models import (
+            llava_on_lm_config,
             pretrain_config,
             pretrained_config,
             world_model,
@@ -439,7 +468,19 @@ def run(args: argparse.Namespace) -> int:
 
         cache = args.cache_dir or default_cache_dir()
         steps = {"steps": args.steps} if args.steps else {}
-        if args.language_model:
+        if args.vision and (not args.language_model or args.full):
+            raise ValueError(
+                "--vision builds a LLaVA on --language-model PATH (trained with LoRA); give "
+                "--language-model and leave out --full"
+            )
+        if args.vision:
+            vision = VisionTowerConfig(
+                args.image_size, args.patch_size, args.vision_width, args.vision_layers
+            )
+            config = llava_on_lm_config(
+                args.language_model, args.seed, vision, args.align_steps, **steps
+            )
+        elif args.language_model:
             config = pretrained_config(args.language_model, args.seed, not args.full, **steps)
         else:
             config = pretrain_config(args.model_family, args.seed, **steps)

@@ -345,3 +345,23 @@ def test_unknown_benchmark_and_malformed_data_option_are_named(saved_model, worl
     assert "tofu" in capsys.readouterr().err
     assert main([*args, "--data-option", "forget_percent"]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_train_base_builds_a_llava_on_a_language_model(examples, world_dir, tmp_path, capsys):
+    from mmunlearn.models.encoding import PromptEncoder
+    from mmunlearn.models.loading import load_model
+    from mmunlearn.testing import tiny_family
+
+    tiny_family("smollm2", examples).save(tmp_path / "lm")
+    args = ["train-base", "--data", str(world_dir), "--language-model", str(tmp_path / "lm")]
+    sizes = ["--image-size", "32", "--vision-width", "16", "--vision-layers", "1"]
+    steps = ["--align-steps", "1", "--steps", "1", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, "--vision", *sizes, *steps]) == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1]
+    loaded = load_model(path)
+    assert loaded.kind == "vision_language"
+    row = next(ex for ex in examples if ex.image is not None)
+    ids = PromptEncoder(loaded).encode(row).input_ids
+    assert sum(t == loaded.model.config.image_token_id for t in ids) == 4  # (32 / 16)²
+    assert main([*args[:3], "--vision", *steps]) == 2
+    assert "--vision builds a LLaVA on --language-model" in capsys.readouterr().err
