@@ -103,8 +103,13 @@ def row_locator(path: str | os.PathLike) -> Callable[[Example], str]:
 
 def read_lines(file: Path) -> list[str]:
     """The file's lines, split on '\\n' alone: JSON strings may hold U+2028, U+0085 and the other
-    characters `str.splitlines` also breaks at. Bytes that are not UTF-8 are a DataError naming
-    the file and the row."""
+    characters `str.splitlines` also breaks at."""
+    return read_text(file).split("\n")
+
+
+def read_text(file: Path) -> str:
+    """The file as UTF-8 text; bytes that are not UTF-8 are a DataError naming the file and the
+    row (line) they are on."""
     data = file.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -114,7 +119,7 @@ def read_lines(file: Path) -> list[str]:
             f"{file}, row {row}: bytes {data[exc.start : exc.end]!r} are not UTF-8 ({exc.reason}); "
             "expected a UTF-8 text file"
         ) from None
-    return text.split("\n")
+    return text
 
 
 def _show(value: Any) -> str:

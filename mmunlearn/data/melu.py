@@ -10,11 +10,12 @@ unassigned when no page or several pages mention it.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 
 from mmunlearn.data.example import Example
-from mmunlearn.data.jsonl import DataError
+from mmunlearn.data.jsonl import DataError, read_text
 
 log = logging.getLogger(__name__)
 RELATIONS = {"entity": "direct", "domain": "indirect"}
@@ -24,8 +25,7 @@ FILES = ("dpo_forget_idk.csv", "full_retain_qa.csv", "full_set.csv")
 def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected MELU's {path.name})")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
     for field in required:
         if rows and field not in rows[0]:
             raise DataError(f"{path}: missing column {field!r} (has {', '.join(rows[0])})")

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.images import ImageError, decode_image
-from mmunlearn.data.jsonl import DataError
+from mmunlearn.data.jsonl import DataError, read_text
 from mmunlearn.io import atomic_write_bytes, default_cache_dir
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def read_json_rows(path: Path, what: str) -> list[Row]:
     """Rows of a JSON list or of a JSON-lines file (TOFU ships JSON lines named `.json`)."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected {what})")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         whole = json.loads(text)
     except json.JSONDecodeError:
@@ -82,7 +82,7 @@ def read_json_rows(path: Path, what: str) -> list[Row]:
         rows = [(f"{path}, line 1", whole)]
     else:
         rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):  # not U+2028 etc.
             if not line.strip():
                 continue
             try:
