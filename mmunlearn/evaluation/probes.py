@@ -34,7 +34,7 @@ def paraphrase_probe(
         for ex in forget
         for text in ex.paraphrases
     ]
-    return _answer(loaded, asked, max_new_tokens, progress)
+    return answer(loaded, asked, max_new_tokens, progress)
 
 
 def noise_probe(
@@ -92,7 +92,7 @@ def prompt_probe(
         dataclasses.replace(ex, question=f"{prompt.format(entity=ex.entity)} {ex.question}")
         for ex in forget
     ]
-    return _answer(loaded, asked, max_new_tokens, progress)
+    return answer(loaded, asked, max_new_tokens, progress)
 
 
 def split_halves(forget: Sequence[Example]) -> tuple[list[Example], list[Example]]:
@@ -125,13 +125,24 @@ def relearn_probe(
     """Fine-tune a COPY of the model for a few steps on half of the forget questions, then answer
     both halves. Facts of the other half coming back means the knowledge was hidden, not removed
     (Lynch et al., arXiv 2402.16835; Hu et al., arXiv 2406.13356)."""
+    relearned, measured = split_halves(forget)
+    if not relearned or not measured:
+        return {"relearned": [], "measured": []}
+    student = finetuned_copy(loaded, relearned, config)
+    return {
+        "relearned": answer(student, relearned, max_new_tokens, progress),
+        "measured": answer(student, measured, max_new_tokens, progress),
+    }
+
+
+def finetuned_copy(
+    loaded: LoadedModel, examples: Sequence[Example], config: RelearnConfig
+) -> LoadedModel:
+    """A COPY of the model fine-tuned (plain NLL, `finetune`) on `examples` as `config` says."""
     from mmunlearn.methods import build_method
     from mmunlearn.training.config import TrainConfig
     from mmunlearn.training.run import train
 
-    relearned, measured = split_halves(forget)
-    if not relearned or not measured:
-        return {"relearned": [], "measured": []}
     student = LoadedModel(copy.deepcopy(loaded.model), loaded.processor, loaded.kind)
     train_config = TrainConfig(
         steps=config.steps,
@@ -141,21 +152,17 @@ def relearn_probe(
         seed=config.seed,
     )
     with tempfile.TemporaryDirectory(prefix="mmunlearn-relearn-") as tmp:
-        student = train(
+        return train(
             student,
             build_method("finetune"),
-            {"train": relearned},
+            {"train": list(examples)},
             train_config,
             tmp,
             progress=False,
         )
-    return {
-        "relearned": _answer(student, relearned, max_new_tokens, progress),
-        "measured": _answer(student, measured, max_new_tokens, progress),
-    }
 
 
-def _answer(
+def answer(
     loaded: LoadedModel, examples: Sequence[Example], max_new_tokens: int, progress: bool
 ) -> Rows:
     if not examples:

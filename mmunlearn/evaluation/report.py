@@ -140,7 +140,10 @@ def _robustness_cell(probe: dict | None) -> str:
         return MISSING
     if "missing" in probe:
         return "missing"
-    return f"{probe['baseline']:.3f} → {probe['attacked']:.3f} ({_signed(probe['recovered'])})"
+    cell = f"{probe['baseline']:.3f} → {probe['attacked']:.3f} ({_signed(probe['recovered'])}"
+    if "above_oracle" in probe:
+        cell += f"; oracle {_signed(probe['oracle_recovered'])}"
+    return cell + ")"
 
 
 def render_metrics(metrics: dict[str, dict]) -> list[str]:
@@ -263,6 +266,9 @@ def render_metrics(metrics: dict[str, dict]) -> list[str]:
         lines += [
             "## Robustness: forget ROUGE-L without → with each attack (recovered)",
             "",
+            "The linear probe's score is fact accuracy. With an oracle, an attack recovers when "
+            "its recovery exceeds the oracle's under the same attack by the threshold.",
+            "",
             *_table(header, rows),
             "",
         ]
@@ -274,9 +280,14 @@ def render_metrics(metrics: dict[str, dict]) -> list[str]:
             threshold = results["robustness"]["threshold"]
             found = [n for n in measured.values() if n["recovers"]]
             said = ", ".join(
-                f"{n['probe']} ({_signed(n['recovered'])}: {n['baseline']:.3f} → "
-                f"{n['attacked']:.3f})"
-                for n in sorted(found, key=lambda n: -n["recovered"])
+                f"{n['probe']} ({_signed(n['recovered'])}"
+                + (
+                    f", {_signed(n['above_oracle'])} above the oracle's"
+                    if "above_oracle" in n
+                    else ""
+                )
+                + f": {n['baseline']:.3f} → {n['attacked']:.3f})"
+                for n in sorted(found, key=lambda n: -n.get("above_oracle", n["recovered"]))
             )
             relearned = _get(measured, "probe_relearn", "relearned_half")
             lines.append(

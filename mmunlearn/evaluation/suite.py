@@ -36,7 +36,7 @@ from mmunlearn.teachers.visual_noise import VisualNoise
 
 log = logging.getLogger(__name__)
 
-SUITE_VERSION = 1  # bump when a metric's computation changes: every cached result is stale
+SUITE_VERSION = 2  # bump when a metric's computation changes: every cached result is stale
 Result = dict[str, Any]
 
 
@@ -54,6 +54,7 @@ class EvalSettings:
     forget_prompt: str = FORGET_PROMPT
     forget_prompt_as: str = "prefix"  # or system: how probe_prompt gives the instruction
     relearn: RelearnConfig = RelearnConfig()
+    unrelated_examples: int = 8  # the out-of-distribution relearning attack's training rows
     recover_threshold: float = 0.05  # a probe "recovers" facts above this ROUGE-L gain
     fluency_text: str = ""  # a UTF-8 text file (--fluency-text); empty: fluency is missing
     fluency_chunk_tokens: int = DEFAULT_CHUNK_TOKENS  # longest scored sequence, specials included
@@ -74,6 +75,8 @@ class EvalSettings:
                 raise ValueError(
                     f"roles (--splits): {role!r} is not a role{hint} (known: {', '.join(ROLES)})"
                 )
+        if self.unrelated_examples < 1:
+            raise ValueError(f"unrelated_examples {self.unrelated_examples}: expected at least 1")
         if self.fluency_chunk_tokens < 2:
             raise ValueError(
                 f"fluency_chunk_tokens {self.fluency_chunk_tokens}: expected at least 2"
@@ -306,5 +309,10 @@ def without_rows(results: dict[str, Result]) -> dict[str, Result]:
 # The metrics register themselves on import; imported last, as they use the names above.
 from mmunlearn.evaluation import suite_metrics  # noqa: E402, F401
 
-# Every metric of the suite, in report order: read from the registry once all have registered.
-ALL_METRICS: list[str] = METRICS.in_order()
+
+def __getattr__(name: str) -> Any:
+    """`ALL_METRICS`: every metric of the suite, in report order, read from the registry when
+    asked (lazily, so it is complete whichever metrics module was imported first)."""
+    if name == "ALL_METRICS":
+        return METRICS.in_order()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -346,6 +346,7 @@ def _compare(attacked: list[dict], baseline: list[dict], **extra: Any) -> Result
     return {
         "attacked": a,
         "baseline": b,
+        "score": "rouge_l",
         "recovered": a["rouge_l"] - b["rouge_l"],
         "rows": attacked,
         **extra,
@@ -439,38 +440,6 @@ def probe_relearn(ctx: MetricContext) -> Result:
     )
 
 
-PROBES = {
-    "probe_paraphrase": "paraphrased question",
-    "probe_noise": "noised image",
-    "probe_prompt": "in-context prompt removed",
-    "probe_relearn": "relearning (other half)",
-}
-
-
-@metric("robustness", settings=("recover_threshold",), needs=tuple(PROBES))
-def robustness(ctx: MetricContext) -> Result:
-    """Which attacks recover forgotten facts and by how much: each probe's forget ROUGE-L under
-    attack vs without ("recovered" = the difference; a probe "recovers" above
-    `recover_threshold`). Lower recovery is better; the oracle shows what comes back with no
-    knowledge at all (e.g. relearning the people's other facts by pattern)."""
-    table = {}
-    for name, label in PROBES.items():
-        result = ctx.own(name)
-        if "missing" in result:
-            table[name] = {"probe": label, "missing": result["missing"]}
-            continue
-        table[name] = {
-            "probe": label,
-            "baseline": result["baseline"]["rouge_l"],
-            "attacked": result["attacked"]["rouge_l"],
-            "recovered": result["recovered"],
-            "recovers": result["recovered"] > ctx.settings.recover_threshold,
-        }
-        if "relearned_half" in result:  # did the attack's own fine-tuning take?
-            table[name]["relearned_half"] = result["relearned_half"].get("rouge_l")
-    return {"probes": table, "threshold": ctx.settings.recover_threshold}
-
-
 @metric("fluency", settings=("fluency_text_sha256", "fluency_chunk_tokens"))
 def fluency(ctx: MetricContext) -> Result:
     """Fluency: perplexity on held-out general text (`--fluency-text`), read as plain text.
@@ -495,3 +464,7 @@ def fluency(ctx: MetricContext) -> Result:
         "chunks": score.chunks,
     }
     return {"summary": {"fluency": summary}}
+
+
+# The attacks register after the metrics above (report order); they read this module's helpers.
+from mmunlearn.evaluation import attack_metrics  # noqa: E402, F401

@@ -130,3 +130,16 @@ def test_markdown_of_suite_metrics_names_recovering_attacks_and_missing_referenc
     assert "- ga forget_quality: missing: no oracle model" in md
     assert "| ga | \u2013 | \u2013 | \u2013 | \u2013 | \u2013 | \u2013 |" in md  # no by-modality
     assert "| missing |" in md or "| missing" in md
+
+
+def test_markdown_judges_recovery_against_the_oracle_when_it_has_one():
+    metrics = {"vgid": _metrics(0.25, 0.3), "npo": _metrics(0.25, 0.3)}
+    vgid = metrics["vgid"]["robustness"]["probes"]["probe_relearn"]
+    # The oracle recovers +0.1 by pattern alone: VGID's +0.3 is +0.2 above it.
+    vgid.update(oracle_recovered=0.1, above_oracle=0.2, oracle_baseline=0.05)
+    npo = metrics["npo"]["robustness"]["probes"]["probe_relearn"]
+    npo.update(oracle_recovered=0.3, above_oracle=0.0, recovers=False)
+    md = render_markdown(build_report({"vgid": {}, "npo": {}}, {}, metrics))
+    assert "0.100 \u2192 0.400 (+0.300; oracle +0.100)" in md
+    assert "- vgid: recovered by relearning (other half) (+0.300, +0.200 above the oracle's:" in md
+    assert "- npo: no attack recovers" in md

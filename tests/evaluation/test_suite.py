@@ -7,6 +7,7 @@ import logging
 import pytest
 
 import mmunlearn.evaluation.suite_metrics as suite_module
+from mmunlearn.evaluation.attack_metrics import ATTACKS
 from mmunlearn.evaluation.probes import RelearnConfig
 from mmunlearn.evaluation.scoring import AnswerScore
 from mmunlearn.evaluation.suite import ALL_METRICS, EvalModel, EvalSettings, Suite
@@ -103,7 +104,14 @@ def test_missing_references_are_named_in_results_and_log(saved, few, tmp_path, c
     assert stored["result"]["missing"].startswith("no oracle")
 
 
-def test_every_metric_runs_and_relative_ones_use_the_oracle(saved, few, tmp_path):
+def test_every_metric_runs_and_relative_ones_use_the_oracle(saved, few, examples, tmp_path):
+    # More people with occupations (neighbours, as retain rows): the linear probe's classes.
+    more = [
+        dataclasses.replace(ex, role="retain", meta={**ex.meta, "relation": None})
+        for ex in examples
+        if ex.role == "neighbor" and ex.meta.get("fact") == "occupation"
+    ]
+    few = few + more
     oracle = EvalModel("oracle", saved)
     heldout = tmp_path / "heldout.txt"
     heldout.write_text(" ".join(f"{ex.question} {ex.answer}." for ex in few))
@@ -113,17 +121,26 @@ def test_every_metric_runs_and_relative_ones_use_the_oracle(saved, few, tmp_path
     suite = Suite(few, tmp_path / "eval", quick, oracle=oracle, progress=False)
     results = suite.run(EvalModel("m", saved))  # all metrics
     assert list(results) == ALL_METRICS
-    assert not [name for name, result in results.items() if "missing" in result]
+    # Only the attack this model's prompts cannot take (a second image) is missing.
+    missing = [name for name, result in results.items() if "missing" in result]
+    assert missing == ["attack_second_image"]
     # The same weights as the oracle: identical truth ratios and AUCs.
     assert results["forget_quality"]["p_value"] == pytest.approx(1.0)
     assert results["forget_quality"]["ks_statistic"] == 0.0
     assert all(v == pytest.approx(0.0) for v in results["privleak"]["privleak"].values())
     probes = results["robustness"]["probes"]
-    assert set(probes) == {"probe_paraphrase", "probe_noise", "probe_prompt", "probe_relearn"}
-    for probe in probes.values():
+    assert set(probes) == set(ATTACKS)
+    assert results["robustness"]["against_oracle"]
+    for name, probe in probes.items():
+        if name == "attack_second_image":
+            assert "multi-image" in probe["missing"]
+            continue
         assert probe["recovered"] == pytest.approx(probe["attacked"] - probe["baseline"])
+        # A model identical to the oracle recovers exactly what the oracle recovers.
+        assert probe["above_oracle"] == 0.0 and not probe["recovers"], name
     groups = results["utility"]["groups"]
-    assert groups["retain"]["n"] == 4 and "mcq_acc" in groups["retain"]
+    assert groups["retain"]["n"] == sum(ex.role == "retain" for ex in few)
+    assert "mcq_acc" in groups["retain"]
     assert groups["neighbor"] == {"missing": "no neighbor rows with meta.relation in the data"}
 
 
