@@ -152,10 +152,17 @@ def train_base(args, items, members, nonmembers, out: Path) -> Path:
 
 
 def lora_settings(args, rank: int) -> dict:
-    """A real LM trains LoRA adapters (merged when saved); a tiny one trains in full."""
+    """A real LM trains LoRA adapters (merged when saved); a tiny one trains in full. Token-level
+    terms take the fused head (`--fused-head chunked`: one chunk of logits at a time), which
+    Gemma-3's 262k vocabulary needs to fit a CPU's memory at document length."""
     if not args.language_model:
         return {}
-    return {"lora": True, "lora_rank": rank, "lora_alpha": 2 * rank}
+    return {
+        "lora": True,
+        "lora_rank": rank,
+        "lora_alpha": 2 * rank,
+        "fused_head": args.fused_head,
+    }
 
 
 def fmt(value) -> str:
@@ -226,6 +233,12 @@ def main() -> None:
     )
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument(
+        "--fused-head",
+        choices=("off", "chunked"),
+        default="chunked",
+        help="with --language-model: token-level losses from hidden states in chunks",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
