@@ -124,6 +124,48 @@ def build_parser() -> argparse.ArgumentParser:
         "text questions and a tiny text-only causal LM (vgid then has no visual half)",
     )
 
+    swp = sub.add_parser(
+        "sweep",
+        help="methods × a grid of settings on one cached base: frontier and best points",
+        description="Unlearn the demo's cached base with every method at every point of the "
+        "grid, score each on the world's validation half (the test half is reported, never "
+        "chosen by), and write points/<id>.json (a rerun skips finished points), sweep.json, "
+        "sweep.md (each method's best point under --rule, then every point) and frontier.png.",
+    )
+    swp.add_argument("--methods", required=True, help="comma-separated, e.g. vgid,npo,simnpo")
+    swp.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a setting and its values, e.g. --grid train.lr=1e-4,3e-4 --grid train.steps=20,40; "
+        "METHOD:KEY=... for one method's own (npo:loss.beta=0.05,0.1); repeatable",
+    )
+    swp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every point, e.g. --set train.batch_size=8",
+    )
+    swp.add_argument(
+        "--rule",
+        default="forget_within_retain",
+        help="how each method's best point is chosen (a selection rule; default "
+        "forget_within_retain: lowest forget with retain within --tolerance of the base)",
+    )
+    swp.add_argument(
+        "--tolerance", type=float, default=0.05, help="the rule's allowed retain drop (0.05)"
+    )
+    swp.add_argument("--seed", type=int, default=0)
+    swp.add_argument("--output-dir", default="runs/sweep")
+    swp.add_argument(
+        "--quick", action="store_true", help="a tiny world and short training (smoke test)"
+    )
+    swp.add_argument(
+        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
+    )
+
     world = sub.add_parser(
         "world",
         help="generate the synthetic identity world (JSONL + PNG)",
@@ -443,6 +485,22 @@ def run(args: argparse.Namespace) -> int:
             family=args.model_family,
         )
         print(f"\nwrote {args.output_dir}/report.json, report.md, forget_retain.png")
+    elif args.command == "sweep":
+        from mmunlearn.sweep import run_sweep
+
+        summary = run_sweep(
+            args.output_dir,
+            _split(args.methods),
+            args.grid,
+            seed=args.seed,
+            quick=args.quick,
+            cache_dir=args.cache_dir,
+            overrides=args.set,
+            rule=args.rule,
+            tolerance=args.tolerance,
+        )
+        print((Path(args.output_dir) / "sweep.md").read_text())
+        print(json.dumps({"wrote": args.output_dir, "points": len(summary["points"])}))
     elif args.command == "world":
         from mmunlearn.data.world import WorldConfig, build_world, save_world
 

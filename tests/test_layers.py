@@ -28,7 +28,7 @@ LAYERS = (
     ("training",),
     ("evaluation",),
     ("recipes",),
-    ("demo", "cli", "__main__", "testing"),
+    ("demo", "sweep", "cli", "__main__", "testing"),
 )
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}
 # Tiny models and toy worlds for tests, notebooks and users: it builds them with whatever it
