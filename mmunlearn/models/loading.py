@@ -74,6 +74,7 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
     path = resolve_model(path)
     config = saved_config(path)
     family = family_of(config, path)  # an unsupported family fails here, before any weights load
+    check_tokenizer_files(path)
     if family.kind == "vision_language":
         model = AutoModelForImageTextToText.from_pretrained(
             path, dtype=dtype, local_files_only=True
@@ -97,21 +98,75 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
     return loaded
 
 
+# Files one of which every saved tokenizer has (fast, SentencePiece, BPE, WordPiece, tiktoken).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+
+
+def check_tokenizer_files(path: Path) -> None:
+    """A model folder without a tokenizer fails here, not with an index error mid-training."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES) and not any(
+        path.glob("*.tiktoken")
+    ):
+        raise ValueError(
+            f"--model {str(path)!r}: no tokenizer files there (looked for "
+            f"{', '.join(TOKENIZER_FILES)} and *.tiktoken); save the model's processor or "
+            "tokenizer into the same folder (processor.save_pretrained(folder))"
+        )
+
+
+def _ids(value: Any) -> set[int]:
+    """A config's token id setting (an int, a list of them, or None) as a set."""
+    if value is None:
+        return set()
+    return {int(v) for v in value} if isinstance(value, list | tuple) else {int(value)}
+
+
 def check_compatible(loaded: LoadedModel, source: str | Path) -> None:
-    """Fail early on a model/processor mismatch instead of an index error deep inside torch."""
+    """Fail early on a model/processor mismatch instead of an index error deep inside torch:
+    a vocabulary larger than the embedding, or special-token and image-token ids that are not
+    the ones the model's config names (a processor saved from another model, even a smaller
+    one)."""
     tokenizer = loaded.tokenizer
     vocab = loaded.model.get_input_embeddings().num_embeddings
+    foreign = "the processor does not belong to this model"
     if len(tokenizer) > vocab:
         raise ValueError(
             f"{source}: the tokenizer has {len(tokenizer)} tokens but the model's embedding has "
-            f"{vocab} rows; the processor does not belong to this model"
+            f"{vocab} rows; {foreign}"
         )
+    config = loaded.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    generation = getattr(loaded.model, "generation_config", None)
+    for name in ("bos", "eos"):
+        token_id = getattr(tokenizer, f"{name}_token_id")
+        configured = _ids(getattr(text, f"{name}_token_id", None))
+        if name == "eos":  # the end of an assistant turn may be listed beside the text's end
+            configured |= _ids(getattr(generation, "eos_token_id", None))
+        if token_id is not None and configured and token_id not in configured:
+            raise ValueError(
+                f"{source}: the tokenizer's {name} token {getattr(tokenizer, f'{name}_token')!r} "
+                f"has id {token_id} but the model's config says {name}_token_id="
+                f"{sorted(configured) if len(configured) > 1 else next(iter(configured))}; "
+                f"{foreign}"
+            )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    image_token_id = getattr(loaded.model.config, "image_token_id", None)
-    if loaded.kind == "vision_language" and image_token_id is not None and image_token_id >= vocab:
+    image_token_id = getattr(config, "image_token_id", None)
+    if image_token_id is None:
+        image_token_id = getattr(config, "image_token_index", None)  # older LLaVA configs
+    if loaded.kind != "vision_language" or image_token_id is None:
+        return
+    if image_token_id >= vocab:
         raise ValueError(f"{source}: image_token_id={image_token_id} is outside the vocabulary")
+    image_token = getattr(loaded.processor, "image_token", None)
+    if image_token is not None:
+        processor_id = tokenizer.convert_tokens_to_ids(image_token)
+        if processor_id != image_token_id:
+            raise ValueError(
+                f"{source}: the processor's image token {image_token!r} has id {processor_id} "
+                f"but the model's config says image_token_id={image_token_id}; {foreign}"
+            )
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:

@@ -1,0 +1,55 @@
+"""Model and processor checks at load time: a mismatch fails before any data is encoded."""
+
+import json
+
+import pytest
+
+from mmunlearn.models.loading import load_model
+from mmunlearn.models.tiny import build_word_tokenizer
+from mmunlearn.testing import tiny_llava
+
+
+@pytest.fixture()
+def saved(examples, tmp_path):
+    loaded = tiny_llava(examples)
+    loaded.save(tmp_path / "model")
+    return tmp_path / "model", loaded
+
+
+def test_the_saved_tiny_model_loads(saved):
+    path, _ = saved
+    assert load_model(path).kind == "vision_language"
+
+
+def test_a_smaller_tokenizer_from_another_model_is_refused_by_its_special_ids(saved):
+    """Fewer tokens than the embedding has rows passes the size check; its end-of-text token
+    is not the model's, so every label it writes would teach the wrong stop."""
+    path, loaded = saved
+    other = build_word_tokenizer(
+        ["Who is this?"], special_tokens=("<|endoftext|>",), eos_token="<|endoftext|>"
+    )
+    assert len(other) < loaded.model.get_input_embeddings().num_embeddings
+    loaded.processor.tokenizer = other
+    loaded.processor.save_pretrained(path)
+    with pytest.raises(ValueError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "eos token '<|endoftext|>' has id 5" in message and "eos_token_id=2" in message
+    assert "the processor does not belong to this model" in message
+
+
+def test_an_image_token_id_that_is_not_the_processors_is_refused(saved):
+    path, _ = saved
+    config = json.loads((path / "config.json").read_text())
+    config["image_token_id"] = 3  # another model's: the processor's <image> is id 4
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"image token '<image>' has id 4 but .* image_token_id=3"):
+        load_model(path)
+
+
+def test_a_model_folder_without_tokenizer_files_fails_at_load(saved):
+    path, _ = saved
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (path / name).unlink()
+    with pytest.raises(ValueError, match=r"no tokenizer files there \(looked for tokenizer.json"):
+        load_model(path)
