@@ -20,7 +20,8 @@ from mmunlearn.values import TokenTargets
 if TYPE_CHECKING:
     from mmunlearn.teachers.targets import Teacher
 
-POSITIONS = ("answer", "all")
+POSITIONS = ("answer", "all", "sequence", "sequence_but_last")
+WHOLE_SEQUENCE = POSITIONS[1:]  # views that keep the student's tokens and read beyond the answer
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,15 @@ class Term:
 
     `pair_role`: a second batch of the same rows (e.g. `forget` beside `forget:idk`) for a
     `level="pair"` loss such as DPO, which gets (logits, targets, labels) of both.
-    The student view the loss reads: `positions` — `answer` (the answer tokens) or `all` (every
+    The student view the loss reads: `positions` — `answer` (the answer tokens); `all` (every
     real token of the sequence after the first: prompt, image and answer; padding masked), for
-    teachers that keep the student's token sequence (VGID authors' code parity); `layer` — None
-    reads logits; an index reads the hidden states (B, K, H) after that layer at the same
-    positions (`hidden_states[layer]` in transformers' numbering: 0 the embeddings, −1 the
-    last), for representation losses (`Loss.reads == "hidden"`, e.g. RMU's steering).
+    teachers that keep the student's token sequence (VGID authors' code parity); `sequence`
+    (every position of the padded batch, padding and the last included: open-unlearning's
+    retain KL) or `sequence_but_last` (every position that predicts a token of the padded row:
+    open-unlearning's UNDIAL), see `models.every_position`. `layer` — None reads logits; an
+    index reads the hidden states (B, K, H) after that layer at the same positions
+    (`hidden_states[layer]` in transformers' numbering: 0 the embeddings, −1 the last), for
+    representation losses (`Loss.reads == "hidden"`, e.g. RMU's steering).
     """
 
     role: str
@@ -59,9 +63,9 @@ class Term:
             )
         if self.positions not in POSITIONS:
             raise ValueError(f"term positions={self.positions!r}; expected one of {POSITIONS}")
-        if self.positions == "all" and self.teacher.rewrites_text:
+        if self.positions in WHOLE_SEQUENCE and self.teacher.rewrites_text:
             raise ValueError(
-                f"positions='all' needs a teacher that keeps the student's tokens; "
+                f"positions={self.positions!r} needs a teacher that keeps the student's tokens; "
                 f"{type(self.teacher).__name__} rewrites the text (use positions='answer')"
             )
         if (self.layer is not None) != (self.loss.reads == "hidden"):

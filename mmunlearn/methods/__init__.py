@@ -48,6 +48,7 @@ def describe_term(term: Term) -> str:
     pair = f" vs {term.pair_role}" if term.pair_role else ""
     where = [f"{term.positions} positions"] if term.positions != "answer" else []
     where += [f"layer {term.layer}"] if term.layer is not None else []
+    where += [f"× {term.weight:g}"] if term.weight != 1 else []
     where += (
         ["summed per sequence"]
         if term.loss.level == "token" and term.loss.reduction == "sum"

@@ -33,6 +33,7 @@ class TermSpec:
     (`forget_weight`), `retain` (`retain_weight`) or "" (1). `tuned`: the run's `teacher` and
     `loss` options are merged into this term's (one term per method). `pair_role`, `positions`,
     `layer`: as in `Term` (the dispreferred batch of a pair loss; the student view read).
+    `factor`: a fixed multiple of the weight (open-unlearning's SimNPO forget coefficient).
     """
 
     role: str
@@ -44,8 +45,11 @@ class TermSpec:
     pair_role: str | None = None
     positions: str = "answer"
     layer: int | None = None
+    factor: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.factor <= 0:
+            raise ValueError(f"term factor={self.factor} must be > 0")
         if self.weight not in WEIGHTS:
             raise ValueError(f"term weight={self.weight!r}; expected one of {WEIGHTS}")
         if callable(self.teacher) and callable(self.loss):
@@ -191,7 +195,7 @@ def _build_term(
         spec.role,
         teacher,
         loss,
-        weights[spec.weight],
+        weights[spec.weight] * spec.factor,
         _resolve(spec.sign, loss),
         pair_role=spec.pair_role,
         positions=spec.positions,

@@ -26,6 +26,7 @@ from mmunlearn.losses.fused import (
 from mmunlearn.losses.objective import Term, answer_hidden_states, term_count, term_value
 from mmunlearn.methods.views import VIEWS
 from mmunlearn.models.encoding import PromptEncoder, with_all_positions
+from mmunlearn.models.every_position import with_every_position
 from mmunlearn.models.forward import answer_logits, hidden_states_out, output_head
 from mmunlearn.models.prefix import prefix_answer_logits
 from mmunlearn.teachers.cache import TeacherCache
@@ -169,6 +170,8 @@ class UnlearnTrainer(Trainer):
                 batch = inputs[role]
                 if term.positions == "all":
                     batch = with_all_positions(batch)
+                elif term.positions in ("sequence", "sequence_but_last"):
+                    batch = with_every_position(batch, last=term.positions == "sequence")
                 if term.layer is not None:
                     student[key] = (*answer_hidden_states(model, batch, term.layer), batch)
                 else:
@@ -199,7 +202,9 @@ class UnlearnTrainer(Trainer):
     def _targets(
         self, term: Term, role: str, batch: dict[str, Any], labels: torch.Tensor
     ) -> TokenTargets:
-        if self.teacher_cache is None or not term.teacher.needs_model:
+        # whole-sequence views target padding, which depends on the batch: never cached
+        padded = term.positions in ("sequence", "sequence_but_last")
+        if self.teacher_cache is None or not term.teacher.needs_model or padded:
             return term.teacher.build(self.teacher_context, batch, labels)
         scope = f"{role}@{term.positions}"
         return self.teacher_cache.build(term.teacher, self.teacher_context, batch, labels, scope)
