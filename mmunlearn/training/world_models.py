@@ -82,7 +82,7 @@ class LlavaOnLM:
 
     source: str
     vision: VisionTowerConfig = field(default_factory=VisionTowerConfig)
-    align_steps: int = 60
+    align_steps: int = 12
     align_lr: float = 1e-3
     lora_rank: int = 16
 
@@ -144,16 +144,16 @@ def pretrained_config(
     return PretrainConfig(seed=seed, model=PretrainedLM(source, lora=lora), **recipe)
 
 
-# Stage 2 of a LLaVA on SmolLM2-135M-Instruct (LoRA rank 16 + projector); README, "A LLaVA on
-# SmolLM2": chosen by measurement on the 2-core CPU.
-LLAVA_ON_LM_RECIPE = {"steps": 120, "lr": 1e-3, "batch_size": 8, "warmup_steps": 10}
+# Stage 2 of a LLaVA on SmolLM2-135M-Instruct (LoRA rank 16 + projector), sized by measurement
+# to fit a 2-core CPU (13-16 s a step at batch 8; README, "A LLaVA on SmolLM2").
+LLAVA_ON_LM_RECIPE = {"steps": 72, "lr": 1e-3, "batch_size": 8, "warmup_steps": 5}
 
 
 def llava_on_lm_config(
     source: str,
     seed: int = 0,
     vision: VisionTowerConfig | None = None,
-    align_steps: int = 60,
+    align_steps: int = LlavaOnLM.align_steps,
     **sizes: int,
 ) -> PretrainConfig:
     """The two-stage recipe for a LLaVA on the real LM `source` (`sizes` overrides stage 2's
