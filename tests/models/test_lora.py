@@ -139,3 +139,15 @@ def test_bad_full_scopes_name_the_setting(loaded):
         TrainConfig(full_scope="projektor")
     with pytest.raises(ValueError, match="matches no parameter"):
         train_in_full(loaded.model, "re:nothing\\..*", lora=False)
+
+
+def test_a_full_scope_beside_lora_is_refused_where_the_teacher_is_the_student(loaded, examples):
+    """With LoRA the teacher is the student with adapters off: weights trained in full would
+    move it too."""
+    from mmunlearn.data.splits import group_by_role
+    from mmunlearn.methods import build_method
+    from mmunlearn.training.run import train
+
+    config = TrainConfig(lora=True, full_scope="projector", steps=1)
+    with pytest.raises(ValueError, match="train.full_scope='projector' with train.lora=true"):
+        train(loaded, build_method("vgid"), group_by_role(examples), config, "unused")
