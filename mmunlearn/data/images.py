@@ -42,17 +42,22 @@ def resolve_inside(folder: Path, relative: str, allow_outside: bool = False) -> 
     `allow_outside`, the result with every symbolic link followed must lie inside `folder`
     (itself resolved), or an ImageError is raised. The message is the same whether or not the
     outside path exists, so a data file cannot probe the host."""
-    joined = folder / relative
+    joined = Path(os.path.normpath(folder.absolute() / relative))
     if allow_outside:
-        return Path(os.path.normpath(joined))
-    root = folder.resolve()
-    if not joined.resolve().is_relative_to(root):
+        return joined
+    inside = joined.is_relative_to(os.path.normpath(folder.absolute()))  # by name: '..', '/'
+    if inside:
+        try:  # then with links followed; nothing outside the folder is looked at before this
+            inside = joined.resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError):  # a loop of links inside the folder
+            inside = False
+    if not inside:
         raise ImageError(
             f"{relative!r} leads outside the data folder {folder} (absolute paths, '..' and "
             "symbolic links that leave it are refused); put the image inside the folder, or "
             "allow images outside it with --data-option allow_outside_images=true"
         )
-    return Path(os.path.normpath(joined))
+    return joined
 
 
 def _open(source: Path | bytes) -> Image.Image:

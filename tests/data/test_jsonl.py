@@ -175,6 +175,10 @@ def test_a_symlink_out_of_the_data_folder_is_refused_and_one_inside_it_is_not(tm
     (tmp_path / "data" / "images" / "out.png").unlink()
     (tmp_path / "data" / "images" / "out.png").symlink_to(tmp_path / "data/images/p001.png")
     assert load_examples(tmp_path / "data")[0].image == str(tmp_path / "data/images/out.png")
+    (tmp_path / "data" / "images" / "out.png").unlink()
+    (tmp_path / "data" / "images" / "out.png").symlink_to("out.png")  # a loop: refused, no crash
+    with pytest.raises(DataError, match="'images/out.png' leads outside"):
+        load_examples(tmp_path / "data")
 
 
 def test_images_outside_the_folder_load_when_the_user_allows_it(tmp_path):
