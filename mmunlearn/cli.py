@@ -270,7 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     unl.add_argument("--method", help="method name (default vgid; see `mmunlearn list methods`)")
     unl.add_argument("--output-dir", required=True)
     unl.add_argument(
-        "--resume", action="store_true", help="resume from the last checkpoint in OUTPUT_DIR"
+        "--resume",
+        action="store_true",
+        help="continue the run in OUTPUT_DIR from its last checkpoint (only the same run: same "
+        "method, settings, model, data and code)",
+    )
+    unl.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another run's results in OUTPUT_DIR (by default such a folder is refused)",
     )
     _add_set(unl)
 
@@ -560,6 +568,7 @@ def run(args: argparse.Namespace) -> int:
             config,
             args.output_dir,
             resume=args.resume,
+            overwrite=args.overwrite,
             benchmark=args.benchmark,
             data_options=_data_options(args.data_option),
         )

@@ -158,8 +158,13 @@ def run_compare(
     models, timings = dict(prepared.models), prepared.timings
     for name, config in configs.items():
         begin = time.perf_counter()
-        models[name] = unlearn(
-            models["base"], prepared.world_dir, config, output_dir / name, progress=progress
+        models[name] = unlearn(  # the demo's own folder: a rerun replaces its runs
+            models["base"],
+            prepared.world_dir,
+            config,
+            output_dir / name,
+            progress=progress,
+            overwrite=True,
         )
         timings[f"unlearn_{name}_s"] = round(time.perf_counter() - begin, 1)
     examples = load_examples(prepared.world_dir)

@@ -73,6 +73,7 @@ def main() -> None:
             config,
             out / name.replace(" ", "_").replace("+", "and"),
             progress=False,
+            overwrite=True,
         )
         summary, _ = evaluate(
             load_model(model), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS

@@ -129,7 +129,7 @@ def main() -> None:
             continue
         config = load_config(None, overrides(name, args))
         begin = time.perf_counter()
-        path = unlearn(models["base"], world, config, out / name, progress=False)
+        path = unlearn(models["base"], world, config, out / name, progress=False, overwrite=True)
         record(name, path, round(time.perf_counter() - begin, 1))
     write_table(out, results, args)
 

@@ -202,7 +202,7 @@ def main() -> None:
             continue
         config = load_config(None, method_overrides(method, args))
         begin = time.perf_counter()
-        path = unlearn(args.model, train_dir, config, out / method, progress=False)
+        path = unlearn(args.model, train_dir, config, out / method, progress=False, overwrite=True)
         seconds = round(time.perf_counter() - begin, 1)
         record(method, load_model(path), seconds)
     write_table(out, results, known, args)

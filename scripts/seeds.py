@@ -44,6 +44,7 @@ def main() -> None:
             DEMO_UNLEARN,
             out / "vgid",
             progress=False,
+            overwrite=True,
         )
         v, _ = evaluate(
             load_model(model), examples, progress=False, max_new_tokens=WORLD_ANSWER_TOKENS

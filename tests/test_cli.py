@@ -202,14 +202,15 @@ def test_a_processor_from_another_model_is_refused(
     assert "does not belong to this model" in capsys.readouterr().err
 
 
-def test_resume_continues_from_the_last_checkpoint(saved_model, world_dir, tmp_path):
+def test_resume_with_more_steps_is_another_run(saved_model, world_dir, tmp_path, capsys):
+    """A run of 4 steps draws other batches than one of 2: resuming a 2-step run with
+    train.steps=4 is refused (a kill mid-run and its resume: tests/training/test_resume.py)."""
     out = tmp_path / "resumable"
     args = unlearn_args(saved_model, world_dir, out, "train.batch_size=2", "train.save_steps=2")
     assert main([*args, "--set", "train.steps=2"]) == 0
     assert (out / "checkpoints" / "checkpoint-2").is_dir()
-    assert main([*args, "--set", "train.steps=4", "--resume"]) == 0
-    log = json.loads((out / "train_log.json").read_text())
-    assert max(entry.get("step", 0) for entry in log) == 4
+    assert main([*args, "--set", "train.steps=4", "--resume"]) == 2
+    assert "train.steps: 2 there vs 4 now" in capsys.readouterr().err
 
 
 def test_quick_compare_reports_every_method(tmp_path):

@@ -341,8 +341,24 @@ def text_only(world: World) -> World:
 
 
 def save_world(world: World, directory: str | os.PathLike) -> None:
-    """Write `images/`, one `<role>.jsonl` per role and `world.json`, each file atomically."""
+    """Write `images/`, one `<role>.jsonl` per role and `world.json`, each file atomically.
+
+    Into a folder that holds an earlier world (its world.json) or none of these files: a file
+    of the same name that `save_world` did not write (no world.json beside it) is refused.
+    """
     directory = Path(directory)
+    images = [*world.portraits, *(f"{person_id}_test" for person_id in world.test_portraits)]
+    names = [f"images/{name}.png" for name in images] + [f"{role}.jsonl" for role in ROLES]
+    if (directory / "world.json").is_file():
+        load_world_meta(directory)  # a world.json of something else is refused, named
+    else:
+        taken = [name for name in names if (directory / name).exists()]
+        if taken:
+            shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+            raise ValueError(
+                f"--output-dir {directory}: {shown} already there, not written by `mmunlearn "
+                "world` (no world.json beside them); choose a new or empty folder"
+            )
     for person_id, image in world.portraits.items():
         atomic_save_image(directory / "images" / f"{person_id}.png", image)
     for person_id, image in world.test_portraits.items():

@@ -92,6 +92,7 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
         kind = "causal_lm"
     loaded = LoadedModel(model, processor, kind)
     check_compatible(loaded, path)
+    check_finite(model, path)
     log.info(
         "loaded %s (%s, %.2fM parameters)", path, config.model_type, count_parameters(model) / 1e6
     )
@@ -119,6 +120,19 @@ def _ids(value: Any) -> set[int]:
     if value is None:
         return set()
     return {int(v) for v in value} if isinstance(value, list | tuple) else {int(value)}
+
+
+def check_finite(model: torch.nn.Module, source: str | Path) -> None:
+    """Weights holding NaN or inf (a diverged run) are refused: every score of such a model
+    would be meaningless (a NaN model generates nothing, which reads as perfect forgetting)."""
+    for name, tensor in model.named_parameters():  # buffers may hold -inf masks on purpose
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            what = "NaN" if tensor.isnan().any() else "inf"
+            raise ValueError(
+                f"--model {source}: the weights hold {what} (in {name}); they are not finite, "
+                "so the model cannot be trained or evaluated (was it written by a run that "
+                "diverged?)"
+            )
 
 
 def check_compatible(loaded: LoadedModel, source: str | Path) -> None:

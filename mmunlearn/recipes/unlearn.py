@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 
 import yaml
@@ -16,8 +18,10 @@ from mmunlearn.evaluation.trajectory import rouge_by_role
 from mmunlearn.io import atomic_write_text
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.loading import load_model, model_kind
+from mmunlearn.recipes.run_folder import claim_output_dir, mark_run, run_identity
 from mmunlearn.training.config import UnlearnConfig, method_of, to_dict
-from mmunlearn.training.run import train, world_size, write_run_info
+from mmunlearn.training.run import train, world_size
+from mmunlearn.training.trainer import NonFiniteLoss
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +69,14 @@ def unlearn(
     progress: bool = True,
     benchmark: str = "mmunlearn_jsonl",
     data_options: dict[str, str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Run `config.method` on `model_path` with the forget/retain splits of `data_path`, read by
-    the `benchmark` loader (`mmunlearn.data.benchmarks`; default the project's JSONL)."""
+    the `benchmark` loader (`mmunlearn.data.benchmarks`; default the project's JSONL).
+
+    `output_dir` must be new or empty, or hold this same run with `resume` (continued from its
+    last checkpoint), or another run with `overwrite` (replaced): `recipes/run_folder.py`.
+    """
     data_path, output_dir = Path(data_path), Path(output_dir)
     method = method_of(config)  # a wrong name or setting fails here, before the data loads
     examples = load_benchmark(benchmark, data_path, **(data_options or {}))
@@ -80,35 +89,50 @@ def unlearn(
         examples = text_path(examples, method, str(data_path))
         check_unlearning_data(examples, f"the text rows of {data_path}", locate)
     loaded = load_model(model_path)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-    write_run_info(
-        output_dir,
-        to_dict(config),
-        {
-            "model": str(model_path),
-            "data": str(data_path),
-            "benchmark": benchmark,
-            "data_options": data_options or {},
-            "world_size": world_size(),
-        },
-    )
-    by_role = group_by_role(examples)
-    log.info(
-        "unlearning with %s: %d forget, %d retain rows",
-        method.name,
-        len(by_role.get("forget", [])),
-        len(by_role.get("retain", [])),
-    )
-    train(
-        loaded,
-        method,
-        by_role,
-        config.train,
-        output_dir,
-        swap_name_pool(data_path, examples),
-        resume=resume,
-        progress=progress,
-        measure=rouge_by_role(examples),
-    )
+    data_options = data_options or {}
+    identity = run_identity(config, model_path, examples, benchmark, data_options)
+    record = {
+        "config": to_dict(config),
+        "model": str(model_path),
+        "data": str(data_path),
+        "benchmark": benchmark,
+        "data_options": data_options,
+        "world_size": world_size(),
+    }
+    main_process = int(os.environ.get("RANK", "0")) == 0  # the other processes write nothing
+    claim = claim_output_dir(output_dir, identity, record, resume, overwrite)
+    with claim if main_process else contextlib.nullcontext() as earlier:
+        if earlier is not None and earlier.get("status") == "complete":
+            log.info("%s: the run is complete; nothing left to train", output_dir)
+            mark_run(output_dir, "complete")
+            return output_dir / "model"
+        if main_process:
+            atomic_write_text(
+                output_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False)
+            )
+        by_role = group_by_role(examples)
+        log.info(
+            "unlearning with %s: %d forget, %d retain rows",
+            method.name,
+            len(by_role.get("forget", [])),
+            len(by_role.get("retain", [])),
+        )
+        try:
+            train(
+                loaded,
+                method,
+                by_role,
+                config.train,
+                output_dir,
+                swap_name_pool(data_path, examples),
+                resume=resume,
+                progress=progress,
+                measure=rouge_by_role(examples),
+            )
+        except NonFiniteLoss as error:
+            if main_process:
+                mark_run(output_dir, "failed", failure=str(error))
+            raise
+        if main_process:
+            mark_run(output_dir, "complete")
     return output_dir / "model"

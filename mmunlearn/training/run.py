@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import TrainingArguments
+from transformers import TrainerState, TrainingArguments
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.splits import trainable
+from mmunlearn.errors import UserValueError
 from mmunlearn.io import atomic_write_json
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.encoding import PromptEncoder
@@ -218,11 +219,18 @@ def train(
         )
         trainer.add_callback(trajectory)
     checkpoint = last_complete_checkpoint(output_dir / "checkpoints") if resume else None
+    state = checkpoint_state(checkpoint, config.steps) if checkpoint is not None else None
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)
         if trajectory is not None:
-            trajectory.restore(int(checkpoint.name.split("-")[1]))
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            trajectory.restore(state.global_step)
+    if state is not None and state.global_step == config.steps:
+        # killed after the last checkpoint (while saving the model): its weights are the result
+        log.info("%s is the run's last step: nothing left to train", checkpoint)
+        trainer._load_from_checkpoint(str(checkpoint))
+        trainer.state = state
+    else:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if keeper is not None:
         keeper.load_best(model, trainer.state.global_step)
     if config.lora:
@@ -271,6 +279,24 @@ def last_complete_checkpoint(directory: Path) -> Path | None:
         and (path / "trainer_state.json").is_file()
     ]
     return max(complete, key=lambda path: int(path.name.split("-")[1]), default=None)
+
+
+def checkpoint_state(checkpoint: Path, steps: int) -> TrainerState:
+    """The Trainer state saved in `checkpoint`; a run of another length is refused."""
+    path = checkpoint / "trainer_state.json"
+    try:
+        state = TrainerState.load_from_json(str(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserValueError(
+            f"{path}: not valid JSON ({error}); the checkpoint is damaged"
+        ) from None
+    if state.max_steps != steps or state.global_step > steps:
+        raise UserValueError(
+            f"{checkpoint}: written by a run of {state.max_steps} steps (at step "
+            f"{state.global_step}); this run has train.steps={steps}. Resume with "
+            f"train.steps={state.max_steps}, or start afresh"
+        )
+    return state
 
 
 def train_phases(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedModel, Trainer
 
 from mmunlearn.data.example import Example
+from mmunlearn.errors import UserValueError
 from mmunlearn.losses.fused import (
     check_fused_setup,
     fusable,
@@ -33,6 +35,11 @@ from mmunlearn.teachers.cache import TeacherCache
 from mmunlearn.teachers.targets import TeacherContext, TokenTargets
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+class NonFiniteLoss(UserValueError, FloatingPointError):
+    """A loss term or gradient became NaN or infinite: the run stops at that step (a setting
+    such as the learning rate is the usual cause, hence a user error)."""
 
 
 class ItemDataset(Dataset):
@@ -194,10 +201,44 @@ class UnlearnTrainer(Trainer):
                 logits, targets, labels = side(term.role, term)
                 pair = side(term.pair_role, term) if term.pair_role else None
                 value = term_value(term, logits, targets, labels, pair)
-            self._term_logs.setdefault(f"loss/{term.name}", []).append(value.item())
+            scalar = value.item()
+            if not math.isfinite(scalar * term.weight):
+                raise NonFiniteLoss(
+                    f"training diverged at step {self.state.global_step + 1}: loss term "
+                    f"{term.name!r} = {scalar} (weight {term.weight}); " + self._what_to_change()
+                )
+            self._term_logs.setdefault(f"loss/{term.name}", []).append(scalar)
             value = self._global_mean(value, term_count(term, targets))
             total = total + term.sign * term.weight * value
         return (total, None) if return_outputs else total
+
+    def training_step(self, model, inputs, num_items_in_batch=None):  # noqa: ANN001
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._check_gradients(model)
+        return loss
+
+    def _check_gradients(self, model: torch.nn.Module) -> None:
+        """A non-finite gradient stops the run before the optimizer applies it (one sync)."""
+        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+        if not named:
+            return
+        norms = torch.stack(torch._foreach_norm([grad for _, grad in named]))
+        if torch.isfinite(norms).all():
+            return
+        for (name, grad), norm in zip(named, norms, strict=True):
+            # a huge but finite gradient can overflow its norm: look at the entries
+            if not torch.isfinite(norm) and not torch.isfinite(grad).all():
+                raise NonFiniteLoss(
+                    f"training diverged at step {self.state.global_step + 1}: the gradient of "
+                    f"{name} holds {'NaN' if grad.isnan().any() else 'inf'}; "
+                    + self._what_to_change()
+                )
+
+    def _what_to_change(self) -> str:
+        return (
+            f"stopped, no model written. Lower train.lr (now {self.args.learning_rate:g}) or the "
+            "term weights, or check the data"
+        )
 
     def _targets(
         self, term: Term, role: str, batch: dict[str, Any], labels: torch.Tensor

@@ -3,8 +3,10 @@
 Each row of `CASES` is one class (tests/bad_inputs/matrix.py says what a row checks)."""
 
 import errno
+import json
 
 import pytest
+import torch
 from matrix import Case, check_case, eval_argv, unlearn_argv
 
 from mmunlearn.cli import main
@@ -24,6 +26,53 @@ def config_file(scene, text):
 def model_config_json(scene, text):
     (scene.model / "config.json").write_text(text)
     return unlearn_argv(scene)
+
+
+def earlier_run(scene, *settings, method="ga"):
+    """A finished run (with its last checkpoint) in the scene's output folder."""
+    assert main(unlearn_argv(scene, "train.save_steps=2", *settings, method=method)) == 0
+
+
+def resume_as(*settings, method="ga", earlier=(), earlier_method="ga"):
+    def build(scene):
+        earlier_run(scene, *earlier, method=earlier_method)
+        return [*unlearn_argv(scene, "train.save_steps=2", *settings, method=method), "--resume"]
+
+    return build
+
+
+def resume_on_other_data(scene):
+    argv = resume_as()(scene)
+    (scene.world / "general.jsonl").unlink()
+    return argv
+
+
+def second_run(scene):
+    earlier_run(scene)
+    return unlearn_argv(scene, method="vgid")
+
+
+def folder_of_other_files(scene):
+    scene.out.mkdir()
+    (scene.out / "notes.txt").write_text("mine")
+    return [*unlearn_argv(scene), "--overwrite"]
+
+
+def users_forget_file(scene):
+    scene.out.mkdir()
+    (scene.out / "forget.jsonl").write_text('{"my": "own rows"}\n')
+    return ["world", "--output-dir", str(scene.out), "--n-forget", "2", "--n-retain", "4"]
+
+
+def nan_weights(scene):
+    from safetensors.torch import load_file, save_file
+
+    path = scene.model / "model.safetensors"
+    weights = load_file(path)
+    name = sorted(weights)[0]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, path, metadata={"format": "pt"})
+    return eval_argv(scene)
 
 
 CASES = [
@@ -71,6 +120,76 @@ CASES = [
         2,
         ("'retian' is not a role", "did you mean 'retain'"),
     ),
+    # runs know who they are: --resume continues only the same run
+    Case(
+        "resume another method's run",
+        resume_as(method="vgid"),
+        2,
+        ("--resume", "holds another run", "method: 'ga' there vs 'vgid' now"),
+    ),
+    Case(
+        "resume with another learning rate",
+        resume_as("train.lr=1e-3", earlier=("train.lr=3e-4",)),
+        2,
+        ("train.lr: 0.0003 there vs 0.001 now",),
+    ),
+    Case(
+        "resume with fewer steps",
+        resume_as("train.steps=1"),
+        2,
+        ("train.steps: 2 there vs 1 now",),
+    ),
+    Case(
+        "resume on other data",
+        resume_on_other_data,
+        2,
+        ("data: other records/images",),
+    ),
+    Case(
+        "resume where no run is",
+        lambda scene: [*unlearn_argv(scene), "--resume"],
+        2,
+        ("--resume", "holds no run to resume"),
+    ),
+    Case(
+        "resume and overwrite at once",
+        lambda scene: [*unlearn_argv(scene), "--resume", "--overwrite"],
+        2,
+        ("--resume and --overwrite exclude each other",),
+    ),
+    # output folders are owned
+    Case(
+        "a second run into a finished run's folder",
+        second_run,
+        2,
+        ("holds another run's results", "method 'ga'", "--overwrite", "--resume"),
+    ),
+    Case(
+        "overwrite a folder of someone else's files",
+        folder_of_other_files,
+        2,
+        ("not an mmunlearn run", "notes.txt", "does not replace files it did not write"),
+    ),
+    Case(
+        "a world written over a user's files",
+        users_forget_file,
+        2,
+        ("forget.jsonl already there", "not written by `mmunlearn world`"),
+    ),
+    # numerical failure stops the run: no model, the run marked failed, exit 2
+    Case(
+        "a learning rate that diverges",
+        lambda scene: unlearn_argv(scene, "train.steps=3", "train.lr=1e10"),
+        2,
+        ("training diverged at step", "= nan", "no model written", "train.lr (now 1e+10)"),
+        may_write=(".mmunlearn.lock", "run.json", "config.yaml"),
+    ),
+    Case(
+        "evaluate weights that hold NaN",
+        nan_weights,
+        2,
+        ("the weights hold NaN", "not finite"),
+    ),
     Case(
         "a malformed model config.json",
         lambda scene: model_config_json(scene, '{"model_type": "llava", '),
@@ -102,3 +221,47 @@ def test_a_full_disk_is_an_os_error_in_one_line(scene, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "OS error" in err and "No space left on device" in err and "config.yaml" in err
     assert "Traceback" not in err
+
+
+def test_a_diverged_run_is_marked_failed_and_claims_no_model(scene, capsys):
+    assert main(unlearn_argv(scene, "train.steps=3", "train.lr=1e10")) == 2
+    run = json.loads((scene.out / "run.json").read_text())
+    assert run["status"] == "failed" and "training diverged" in run["failure"]
+    assert not (scene.out / "model").exists()
+
+
+def test_a_failed_overwrite_leaves_no_old_model(scene, capsys):
+    """--overwrite clears the earlier run first: its model never sits under the new config."""
+    earlier_run(scene)
+    assert (scene.out / "model").is_dir()
+    assert main([*unlearn_argv(scene, "train.lr=1e10", "train.steps=3"), "--overwrite"]) == 2
+    assert not (scene.out / "model").exists()
+    assert not list(scene.out.glob("checkpoints/checkpoint-*"))  # the earlier run's
+    assert json.loads((scene.out / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_folder_another_run_holds_is_refused(scene, capsys):
+    from mmunlearn.recipes.run_folder import folder_lock
+
+    scene.out.mkdir()
+    with folder_lock(scene.out):  # another run, writing there now
+        assert main(unlearn_argv(scene)) == 2
+    assert "another run is writing there (pid" in capsys.readouterr().err
+    assert not (scene.out / "run.json").exists()
+
+
+def test_resuming_a_complete_run_trains_nothing_and_keeps_its_model(scene, monkeypatch, capsys):
+    from mmunlearn.training import run
+
+    earlier_run(scene)
+    before = (scene.out / "model" / "model.safetensors").read_bytes()
+    monkeypatch.setattr(run, "train", lambda *args, **kwargs: pytest.fail("trained again"))
+    assert main([*unlearn_argv(scene, "train.save_steps=2", method="ga"), "--resume"]) == 0
+    assert (scene.out / "model" / "model.safetensors").read_bytes() == before
+    assert json.loads((scene.out / "run.json").read_text())["status"] == "complete"
+
+
+def test_a_world_may_be_written_again_over_its_own_files(tmp_path):
+    args = ["world", "--output-dir", str(tmp_path / "w"), "--n-forget", "2", "--n-retain", "4"]
+    assert main(args) == 0
+    assert main([*args, "--seed", "1"]) == 0

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from mmunlearn.training.run import last_complete_checkpoint
@@ -76,3 +77,55 @@ def test_a_checkpoint_without_trainer_state_is_not_resumed_from(tmp_path):
     (tmp_path / "checkpoint-x").mkdir()
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-4"
     assert last_complete_checkpoint(tmp_path / "nothing-here") is None
+
+
+def test_a_kill_inside_the_final_save_resumes_to_the_same_weights_without_training(
+    loaded, world_dir, tmp_path, monkeypatch
+):
+    """The last checkpoint is written, then the run dies saving the model: resuming loads that
+    checkpoint and trains no further step (the weights are the uninterrupted run's, bit for
+    bit)."""
+    from mmunlearn.cli import main
+    from mmunlearn.training import run
+
+    model = tmp_path / "base"
+    loaded.save(model)
+    settings = ("train.steps=2", "train.save_steps=2", "train.batch_size=2", "train.lr=1e-3")
+    args = ["unlearn", "--model", str(model), "--data", str(world_dir), "--method", "vgid"]
+    args += [item for setting in settings for item in ("--set", setting)]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main([*args, "--output-dir", str(whole)]) == 0
+
+    def killed_while_saving(result, directory):
+        raise KeyboardInterrupt("killed inside the final save")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(run, "save_atomically", killed_while_saving)
+        with pytest.raises(KeyboardInterrupt):
+            main([*args, "--output-dir", str(killed)])
+    assert last_complete_checkpoint(killed / "checkpoints").name == "checkpoint-2"
+    assert not (killed / "model").exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the resumed run trained a step")
+
+    monkeypatch.setattr(run.UnlearnTrainer, "training_step", no_training)
+    assert main([*args, "--output-dir", str(killed), "--resume"]) == 0
+    expected, got = weights(whole), weights(killed)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_a_checkpoint_of_another_length_or_damaged_is_named(tmp_path):
+    from mmunlearn.training.run import checkpoint_state
+
+    checkpoint = tmp_path / "checkpoint-4"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4, "max_steps": 4}))
+    assert checkpoint_state(checkpoint, 4).global_step == 4
+    with pytest.raises(
+        ValueError, match=r"a run of 4 steps \(at step 4\); this run has train.steps=2"
+    ):
+        checkpoint_state(checkpoint, 2)
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 4, "max_')
+    with pytest.raises(ValueError, match=r"checkpoint-4/trainer_state.json: not valid JSON"):
+        checkpoint_state(checkpoint, 4)
