@@ -90,6 +90,7 @@ def unlearn(
         check_unlearning_data(examples, f"the text rows of {data_path}", locate)
     loaded = load_model(model_path)
     data_options = data_options or {}
+    swap_names = swap_name_pool(data_path, examples)  # reads world.json: before any output
     identity = run_identity(config, model_path, examples, benchmark, data_options)
     record = {
         "config": to_dict(config),
@@ -124,7 +125,7 @@ def unlearn(
                 by_role,
                 config.train,
                 output_dir,
-                swap_name_pool(data_path, examples),
+                swap_names,
                 resume=resume,
                 progress=progress,
                 measure=rouge_by_role(examples),

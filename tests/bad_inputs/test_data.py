@@ -192,6 +192,12 @@ CASES = [
         2,
         ("forget.jsonl, row", "invalid JSON"),
     ),
+    Case(
+        "world.json truncated",
+        damaged("world.json", lambda d: d[: len(d) // 2]),
+        2,
+        ("world.json", "not a valid JSON"),
+    ),
     # the processor must be the model's
     Case("model without tokenizer files", without_tokenizer, 2, ("no tokenizer files",)),
     Case(
