@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -38,7 +39,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    """Strict JSON (no bare NaN or Infinity, which strict parsers reject): see `finite_json`."""
+    text = json.dumps(finite_json(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with each NaN or infinite float replaced by null. In a mapping the reason goes
+    beside it: `{"auc": nan}` becomes `{"auc": null, "not_finite": {"auc": "nan"}}`."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        reasons = {
+            str(key): str(value)
+            for key, value in obj.items()
+            if isinstance(value, float) and not math.isfinite(value)
+        }
+        clean = {key: finite_json(value) for key, value in obj.items()}
+        return {**clean, "not_finite": reasons} if reasons else clean
+    if isinstance(obj, list | tuple):
+        return [finite_json(value) for value in obj]
+    return obj
 
 
 def atomic_save_image(path: str | os.PathLike, image: Image.Image) -> None:

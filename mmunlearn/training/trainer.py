@@ -112,6 +112,22 @@ def frozen_teacher(
     return frozen_model(copy.deepcopy(model), device)
 
 
+def nonfinite_gradient(model: torch.nn.Module) -> str | None:
+    """`name holds NaN` (or inf) for the first parameter whose gradient is not finite, else
+    None: checked before the optimizer applies the gradient, with one sync in the usual case."""
+    named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    if not named:
+        return None
+    norms = torch.stack(torch._foreach_norm([grad for _, grad in named]))
+    if torch.isfinite(norms).all():
+        return None
+    for (name, grad), norm in zip(named, norms, strict=True):
+        # a huge but finite gradient can overflow its norm: look at the entries
+        if not torch.isfinite(norm) and not torch.isfinite(grad).all():
+            return f"{name} holds {'NaN' if grad.isnan().any() else 'inf'}"
+    return None
+
+
 class UnlearnTrainer(Trainer):
     def __init__(
         self,
@@ -218,21 +234,12 @@ class UnlearnTrainer(Trainer):
         return loss
 
     def _check_gradients(self, model: torch.nn.Module) -> None:
-        """A non-finite gradient stops the run before the optimizer applies it (one sync)."""
-        named = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
-        if not named:
-            return
-        norms = torch.stack(torch._foreach_norm([grad for _, grad in named]))
-        if torch.isfinite(norms).all():
-            return
-        for (name, grad), norm in zip(named, norms, strict=True):
-            # a huge but finite gradient can overflow its norm: look at the entries
-            if not torch.isfinite(norm) and not torch.isfinite(grad).all():
-                raise NonFiniteLoss(
-                    f"training diverged at step {self.state.global_step + 1}: the gradient of "
-                    f"{name} holds {'NaN' if grad.isnan().any() else 'inf'}; "
-                    + self._what_to_change()
-                )
+        found = nonfinite_gradient(model)
+        if found is not None:
+            raise NonFiniteLoss(
+                f"training diverged at step {self.state.global_step + 1}: the gradient of "
+                f"{found}; " + self._what_to_change()
+            )
 
     def _what_to_change(self) -> str:
         return (

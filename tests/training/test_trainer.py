@@ -319,3 +319,36 @@ def test_fused_head_trains_the_same_lora_weights(examples, tmp_path, small_chunk
 def test_fused_head_is_checked_by_the_config():
     with pytest.raises(ValueError, match="train.fused_head='triton'"):
         TrainConfig(fused_head="triton")
+
+
+def test_a_nonfinite_gradient_is_found_by_name():
+    from mmunlearn.training.trainer import nonfinite_gradient
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    assert nonfinite_gradient(model) is None  # no gradients yet
+    model(torch.ones(1, 2)).sum().backward()
+    assert nonfinite_gradient(model) is None
+    model[1].weight.grad[0, 1] = float("nan")
+    assert nonfinite_gradient(model) == "1.weight holds NaN"
+    model[1].weight.grad[0, 1] = float("inf")
+    assert nonfinite_gradient(model) == "1.weight holds inf"
+    model[1].weight.grad[0, 1] = 3e38  # finite, though its norm overflows float32
+    model[1].weight.grad[0, 0] = 3e38
+    assert nonfinite_gradient(model) is None
+
+
+def test_a_nan_gradient_stops_training_before_the_step_and_saves_nothing(
+    loaded, examples, tmp_path
+):
+    from mmunlearn.training.trainer import NonFiniteLoss
+
+    name, parameter = next(
+        (n, p) for n, p in loaded.model.named_parameters() if n.endswith("lm_head.weight")
+    )
+    before = parameter.detach().clone()
+    parameter.register_hook(lambda grad: grad * float("nan"))  # the loss itself stays finite
+    config = TrainConfig(steps=2, batch_size=2)
+    with pytest.raises(NonFiniteLoss, match=rf"at step 1: the gradient of .*{name} holds NaN"):
+        train(loaded, build_method("ga"), group_by_role(examples), config, tmp_path)
+    assert torch.equal(parameter.detach(), before)  # the optimizer never applied it
+    assert not (tmp_path / "model").exists()
