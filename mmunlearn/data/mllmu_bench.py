@@ -30,7 +30,11 @@ keeps the dataset's id. Records get an "I don't know" phrase as `alt_answers`
 (`idk.with_idk_answers`, drawn with `idk_seed`).
 
 A classification item becomes one record whose `options` are the option texts in letter order
-and whose `answer` is the correct option's text (`meta.answer_letter` keeps the letter).
+and whose `answer` is the correct option's text (`meta.answer_letter` keeps the letter). A
+Mask_Task item keeps its sentence as the question and gets `meta.cloze`, the prompt MLLMU-Bench
+asks (`cloze_prompt`), which the `cloze` metric uses; `meta.kind` tells generation, cloze and
+classification records apart, so each metric scores its own kind (MLLMU-Bench's ROUGE-L is over
+the generation questions only).
 """
 
 from __future__ import annotations
@@ -286,10 +290,20 @@ def _row_examples(
             modality = _question_type(item, where, path)
             question = text_field(item, "Question", where, path)
             answer = text_field(item, "Ground_Truth", where, path)
-            examples.append(record(kind, modality, question, answer))
+            extra = {"cloze": cloze_prompt(question)} if kind == "cloze" else {}
+            examples.append(record(kind, modality, question, answer, **extra))
     if "classification" in kinds:
         examples += _classification(row, where, record)
     return examples
+
+
+def cloze_prompt(question: str) -> str:
+    """A Mask_Task sentence as MLLMU-Bench's eval.py asks it (`evaluate_fill_in_the_blank`): the
+    blank `__` written `[Blank]`, then the instruction to give only the missing word(s)."""
+    return (
+        question.replace("__", "[Blank]")
+        + "\nPlease **ONLY** provide the correct answer that should replace the [Blank]."
+    )
 
 
 def _metadata_pairs(row: dict[str, Any], where: str) -> list[tuple[str, str]]:

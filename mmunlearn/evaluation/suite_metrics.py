@@ -37,6 +37,15 @@ from mmunlearn.evaluation.probes import (
     relearn_probe,
     split_halves,
 )
+from mmunlearn.evaluation.protocols import (
+    TOFU_UTILITY_SETS,
+    TOFU_UTILITY_STATS,
+    contains_answer,
+    first_letter,
+    letter_prompt,
+    normalised_probability,
+    tofu_model_utility,
+)
 from mmunlearn.evaluation.scoring import AnswerScore, Query, score_answers
 from mmunlearn.evaluation.suite import MetricContext, Missing, Result, metric
 
@@ -66,6 +75,9 @@ def _query_key(query: Query) -> tuple[str, str | None, str]:
     return (query.example.id, query.question, query.answer)
 
 
+NOT_GENERATION = ("cloze", "classification")  # meta.kind of records other metrics score
+
+
 @metric("generation", settings=("roles", "max_new_tokens"))
 def generation(ctx: MetricContext) -> Result:
     """ROUGE-L and fact accuracy of greedy answers, per split and modality.
@@ -77,10 +89,19 @@ def generation(ctx: MetricContext) -> Result:
     Fact accuracy: the fraction of answers containing the normalised reference as whole words,
     in [0, 1]. Both: higher = remembers more. On forget (and test) lower is better and the
     oracle is the reference; on retain, neighbours and general higher is better and the base is
-    the reference.
+    the reference. Records of kind `cloze` or `classification` (MLLMU-Bench's Mask_Task and
+    Classification_Task) are left to the `cloze` and `mcq` metrics: MLLMU-Bench scores ROUGE on
+    its generation questions only (`eval.py`, `evaluate_generation`).
     """
-    rows = score_predictions(ctx.examples, _generate(ctx, ctx.examples))
-    return {"summary": summarise(rows, fields=ANSWER_FIELDS), "rows": rows}
+    asked = [ex for ex in ctx.examples if ex.meta.get("kind") not in NOT_GENERATION]
+    if not asked:
+        raise Missing("no generation question (every record is cloze or multiple choice)")
+    rows = score_predictions(asked, _generate(ctx, asked))
+    return {
+        "summary": summarise(rows, fields=ANSWER_FIELDS),
+        "n_not_generation": len(ctx.examples) - len(asked),
+        "rows": rows,
+    }
 
 
 @metric("cloze", settings=("roles", "max_new_tokens"))
@@ -93,13 +114,22 @@ def cloze(ctx: MetricContext) -> Result:
     better, oracle the reference; retain: base the reference). A model trained on questions only
     may score low everywhere: compare to the base. Reference: the fill-in-the-blank probes of
     knowledge-unlearning benchmarks (e.g. MUSE's knowledge memorisation, arXiv 2407.06460).
+    `cloze_contains`: MLLMU-Bench's rule (`eval.py`, `evaluate_fill_in_the_blank`) — the ground
+    truth occurs in the reply, case ignored; its Mask_Task records carry its prompt as
+    `meta.cloze`.
     """
     pairs = [(ex, cloze_prompt(ex)) for ex in ctx.examples]
     asked = [dataclasses.replace(ex, question=p) for ex, p in pairs if p]
     if not asked:
         raise Missing("no question has a cloze sentence (meta.cloze or a known meta.fact)")
     rows = score_predictions(asked, _generate(ctx, asked))
-    fields = {"cloze_acc": "fact_correct", "cloze_rouge_l": "rouge_l"}
+    for row, ex in zip(rows, asked, strict=True):
+        row["contains_answer"] = contains_answer(row["prediction"], ex.answer)
+    fields = {
+        "cloze_acc": "fact_correct",
+        "cloze_contains": "contains_answer",
+        "cloze_rouge_l": "rouge_l",
+    }
     return {
         "summary": summarise(rows, fields=fields),
         "n_without_cloze": len(pairs) - len(asked),
@@ -163,17 +193,28 @@ def probability(ctx: MetricContext) -> Result:
 def truth_ratio(ctx: MetricContext) -> Result:
     """TOFU's truth ratio R = mean_j P(â_j|q)^(1/|â_j|) / P(ã|q)^(1/|ã|), per split and modality.
 
-    â_j: the wrong multiple-choice options (perturbed answers); ã: the data has no paraphrased
-    ANSWERS, so the answer itself stands in for it. Reported as the mean of ln R (0 = cannot
+    â_j: the wrong multiple-choice options (perturbed answers); ã: the paraphrased answer
+    (`meta.paraphrased_answer`, TOFU's and CLEAR's), or the answer itself where the data has none. Reported as the mean of ln R (0 = cannot
     tell truth from wrong answers, the forget target; negative = prefers the truth) and TOFU's
     truth score mean max(0, 1 − R) in [0, 1] (higher = prefers the truth; retain: higher is
     better, base the reference). Reference: Maini et al., TOFU (arXiv 2401.06121).
     """
+    mcq_rows = ctx.needed("mcq")["rows"]
+    by_id = {ex.id: ex for ex in ctx.examples}
+    paraphrased = {
+        row["id"]: by_id[row["id"]].meta["paraphrased_answer"]
+        for row in mcq_rows
+        if by_id[row["id"]].meta.get("paraphrased_answer")
+    }
+    queries = [Query(by_id[i], answer) for i, answer in paraphrased.items()]
+    denominators = {
+        i: s.mean_logprob for i, s in zip(paraphrased, _score(ctx, queries), strict=True)
+    }
     rows = []
-    for row in ctx.needed("mcq")["rows"]:
+    for row in mcq_rows:
         means, truth = row["option_mean_logprobs"], row["answer_index"]
         wrong = [m for i, m in enumerate(means) if i != truth]
-        log_ratio = log_truth_ratio(wrong, means[truth])
+        log_ratio = log_truth_ratio(wrong, denominators.get(row["id"], means[truth]))
         rows.append(
             {
                 **{k: row[k] for k in ("id", "entity", "role", "modality", "relation", "fact")},
@@ -184,10 +225,138 @@ def truth_ratio(ctx: MetricContext) -> Result:
     fields = {"log_truth_ratio": "log_truth_ratio", "truth_score": "truth_score"}
     return {
         "summary": summarise(rows, fields=fields),
-        "paraphrased_answer": "the answer itself (no paraphrased answers in the data)",
+        "paraphrased_answer": f"meta.paraphrased_answer on {len(paraphrased)} of "
+        f"{len(mcq_rows)} rows; the answer itself on the others",
         "perturbed_answers": "the wrong multiple-choice options",
         "rows": rows,
     }
+
+
+@metric("mcq_letter", settings=("roles",))
+def mcq_letter(ctx: MetricContext) -> Result:
+    """Classification accuracy as MLLMU-Bench's eval.py scores it (`evaluate_classification`):
+    the question with its lettered options ("A: ..."), solved examples before it, and "Just
+    give ONE letter representing the answer directly."; the reply's first character, upper-
+    cased, must be the correct letter (anything else counts wrong). In [0, 1], chance 1/4;
+    higher = remembers more (forget: lower is better). Records: those with
+    `meta.answer_letter` (MLLMU-Bench's classification items). Solved examples: the first two
+    text-only items of other people in the same split (MLLMU-Bench draws one or two people at
+    random, by model); image questions are asked zero-shot, since a prompt here carries one
+    image (MLLMU-Bench shows the solved examples' images too). Beside it, `mcq` scores the same
+    items by option likelihood.
+    """
+    asked = [ex for ex in ctx.examples if ex.meta.get("answer_letter") and ex.options]
+    if not asked:
+        raise Missing("no classification item with lettered options (meta.answer_letter)")
+    shots_of = _letter_shots(asked)
+    prompts = [
+        dataclasses.replace(
+            ex,
+            question=letter_prompt(ex.question, ex.options, _letters(ex), shots_of(ex)),
+        )
+        for ex in asked
+    ]
+    replies = _generate(ctx, prompts)
+    rows = []
+    for ex, reply in zip(asked, replies, strict=True):
+        letter = first_letter(reply, _letters(ex))
+        rows.append(
+            {
+                **example_fields(ex),
+                "reply": reply,
+                "letter": letter,
+                "answer_letter": ex.meta["answer_letter"],
+                "letter_correct": letter == ex.meta["answer_letter"],
+            }
+        )
+    return {"summary": summarise(rows, fields={"mcq_letter_acc": "letter_correct"}), "rows": rows}
+
+
+def _letters(ex: Example) -> list[str]:
+    return list(ex.meta.get("option_letters") or "ABCDEFGH"[: len(ex.options)])
+
+
+def _letter_shots(asked: list[Example]) -> Any:
+    """example → up to two solved text-only items of other people in its split."""
+    text = [ex for ex in asked if ex.image is None]
+
+    def shots(ex: Example) -> list[tuple[str, tuple[str, ...], str]]:
+        if ex.image is not None:
+            return []
+        others = [o for o in text if o.role == ex.role and o.entity != ex.entity]
+        chosen: dict[str, Example] = {}
+        for other in others:
+            chosen.setdefault(other.entity, other)
+        return [(o.question, o.options, o.meta["answer_letter"]) for o in list(chosen.values())[:2]]
+
+    return shots
+
+
+@metric("tofu", needs=("generation",))
+def tofu(ctx: MetricContext) -> Result:
+    """TOFU's table as its code computes it (locuslab/tofu, `aggregate_eval_stat.py`, from the
+    per-question losses of `evaluate_util.py`): per set — retain, real_authors, world_facts
+    (`meta.set`) and forget — answer probability, ROUGE-L recall and truth ratio, and model
+    utility, the harmonic mean of the nine numbers of retain, real authors and world facts.
+
+    Probability: mean P(a|q)^(1/|a|) on retain and forget; on real authors and world facts
+    normalised over the answer and its perturbed answers. Truth ratio R = exp(mean_j log P̄(â_j)
+    − log P̄(ã)) with P̄ the length-normalised probability, â_j the perturbed answers and ã the
+    paraphrased answer (the answer where there is none); forget reports mean min(R, 1/R), the
+    others mean max(0, 1 − R). All in [0, 1]; higher = remembers more (forget: lower is better).
+    """
+    if not any(ex.meta.get("perturbed_answers") for ex in ctx.examples):
+        raise Missing("no TOFU-style perturbed answers (meta.perturbed_answers) in the data")
+    rouge = {row["id"]: row["rouge_l_recall"] for row in ctx.needed("generation")["rows"]}
+    sets: dict[str, list[Example]] = {}
+    for ex in ctx.examples:
+        name = "forget" if ex.role == "forget" else ex.meta.get("set")
+        name = "retain" if ex.role == "retain" else name
+        if name in (*TOFU_UTILITY_SETS, "forget") and ex.id in rouge:
+            sets.setdefault(name, []).append(ex)
+    if "retain" not in sets:
+        raise Missing("no retain rows (TOFU's model utility starts from retain)")
+    table: dict[str, Any] = {}
+    for name, rows in sets.items():
+        answers = [ex.meta.get("paraphrased_answer") or ex.answer for ex in rows]
+        queries = [Query(ex, ex.answer) for ex in rows]
+        queries += [Query(ex, a) for ex, a in zip(rows, answers, strict=True)]
+        queries += [Query(ex, p) for ex in rows for p in _perturbed(ex)]
+        scores = iter(s.mean_logprob for s in _score(ctx, queries))
+        truth = [next(scores) for _ in rows]
+        para = [next(scores) for _ in rows]
+        wrong = [[next(scores) for _ in _perturbed(ex)] for ex in rows]
+        stats: dict[str, Any] = {
+            "rouge_l_recall": fmean(rouge[ex.id] for ex in rows),
+            "n": len(rows),
+        }
+        if name in ("retain", "forget"):
+            stats["probability"] = fmean(math.exp(t) for t in truth)
+        elif all(wrong):
+            stats["probability"] = fmean(
+                normalised_probability(t, w) for t, w in zip(truth, wrong, strict=True)
+            )
+        ratios = [_exp(fmean(w) - p) for w, p in zip(wrong, para, strict=True) if w]
+        if ratios:
+            stats["truth_ratio"] = fmean(
+                min(r, 1 / r) if name == "forget" else max(0.0, 1 - r) for r in ratios
+            )
+        table[name] = stats
+    values = {
+        (name, stat): table[name][stat]
+        for name in TOFU_UTILITY_SETS
+        for stat in TOFU_UTILITY_STATS
+        if stat in table.get(name, {})
+    }
+    try:
+        utility_value: float | str = tofu_model_utility(values)
+    except KeyError as error:
+        utility_value = f"missing: {error.args[0]}"
+    return {"sets": table, "model_utility": utility_value}
+
+
+def _perturbed(ex: Example) -> list[str]:
+    return list(ex.meta.get("perturbed_answers") or [o for o in ex.options if o != ex.answer])
 
 
 def _exp(x: float) -> float:

@@ -90,6 +90,7 @@ def test_every_set_and_question_kind_becomes_records(bench, tmp_path):
     assert len(set(test_images)) == 2  # Test_Set's two transformed images both used
     cloze = next(ex for ex in examples if ex.meta["kind"] == "cloze")
     assert "__" in cloze.question
+    assert cloze.meta["cloze"].startswith(cloze.question.replace("__", "[Blank]") + "\nPlease")
     check_unlearning_data(examples, str(bench))
 
 
