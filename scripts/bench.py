@@ -1,6 +1,6 @@
 """Engine vs naive loops: memory and time of the engine's choices, checked equal first.
 
-Usage: python scripts/bench.py [--only b1,b4] [--smoke] [--output runs/bench/bench.json]
+Usage: python scripts/bench.py [--only b4,b8,b9] [--smoke] [--output FILE] [--table FILE]
 
 Each comparison runs both sides in one process on the same inputs and seeds, FIRST asserts that
 they compute the same numbers (the tolerance is printed), then times them. Memory on CPU is the
@@ -15,7 +15,15 @@ one module of scripts/benchmarks/ (its docstring says what it compares):
   b5  b5_teacher_cache   cached targets, shared image prefixes, batched draws, top-k targets
   b6  b6_gpu_step        GPU only: a LLaVA-7B-shaped VGID LoRA step: samples/s, memory, MFU
   b7  b7_fused_head      the fused head (train.fused_head) vs plain answer logits
-  b8  b8_real_model      a real model (SmolLM2-135M): LoRA KL step, its breakdown, cached teacher
+  b8  b8_real_model      a real model (SmolLM2-135M): LoRA VGID-text step against the peer
+                         baselines, its breakdown, an evaluation pass at the real token budgets
+  b9  b9_peer_step       a LoRA KL step on a LLaVA-7B-proportional 32-layer stack, the engine vs
+                         the naive loop and the peer baselines: time and memory
+The peer baselines (scripts/peer_baselines.py) are what the best peers do: torchunlearn's cached
+fp16 reference, TRL's adapter-disabled reference, `logits_to_keep` alone, open-unlearning's
+batched evaluation. Timed variants run interleaved, round after round, after a warm-up; each
+row keeps the median and the spread. Results go to a dated JSON file; `--table FILE` prints the
+README's table from one (scripts/bench_last_run.json is the last full run's copy).
 `--smoke` runs everything at tiny sizes in seconds (tests/scripts/test_bench.py runs it).
 """
 
@@ -27,6 +35,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,6 +52,7 @@ from benchmarks import (  # noqa: E402
     b6_gpu_step,
     b7_fused_head,
     b8_real_model,
+    b9_peer_step,
 )
 from benchmarks.common import DEVICE, FULL, SMOKE  # noqa: E402
 
@@ -55,25 +65,83 @@ BENCHES = {
     "b6": b6_gpu_step,
     "b7": b7_fused_head,
     "b8": b8_real_model,
+    "b9": b9_peer_step,
 }
 
 
 def print_table(rows: list[dict]) -> None:
-    header = ("bench", "shape", "metric", "naive", "engine", "ratio", "target", "met")
-    lines = [header] + [tuple(str(r[k]) for k in header) for r in rows]
+    header = ("bench", "shape", "metric", "budget", "naive", "best peer", "engine", "ratio",
+              "vs best")  # fmt: skip
+    lines = [header]
+    for r in rows:
+        best = f"{r['best_peer']} {r['peers'][r['best_peer']]}" if r.get("best_peer") else "—"
+        values = (r["bench"], r["shape"][:60], r["metric"], r["budget"], r["naive"], best,
+                  r["engine"], r["ratio"], r["ratio_vs_best"])  # fmt: skip
+        lines.append(tuple("—" if v is None else str(v) for v in values))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+
+
+PEER_COLUMNS = {  # a results file's peer names → the README's column headers
+    "torchunlearn": "torchunlearn (fp16 cache)",
+    "trl": "TRL (adapters off)",
+    "logits_to_keep": "`logits_to_keep` alone",
+    "open_unlearning": "open-unlearning (batch 32)",
+}
+
+
+def _cell(r: dict, name: str | None, value: float | None) -> str:
+    """A value with its spread over the interleaved rounds, where there was more than one."""
+    if value is None:
+        return "—"
+    runs = r["spreads"].get(name) if name else None
+    text = f"{value:,.4g}"
+    if runs and runs["runs"] > 1:
+        text += f" ({runs['low']:.3g}–{runs['high']:.3g})"
+    return text
+
+
+def markdown_table(report: dict) -> str:
+    """The README's Performance table from a results file: one column per baseline."""
+    header = ["bench", "comparison", "naive", *PEER_COLUMNS.values(), "engine", "× vs naive",
+              "× vs best peer", "checked / caveat"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for r in report["rows"]:
+        spreads = r["spreads"]
+        engine_key = next((k for k in spreads if k.startswith("engine")), "engine")
+        naive_key = next((k for k in spreads if k.startswith(("naive", "one_at", "rouge"))), None)
+        peer_cells = []
+        for peer in PEER_COLUMNS:
+            key = next((k for k in spreads if k.startswith(peer) or k.startswith("batched32")
+                        and peer == "open_unlearning"), peer)  # fmt: skip
+            peer_cells.append(_cell(r, key, r["peers"].get(peer)))
+        what = f"{r['metric']}: {r['shape']}; {r['precision']}"
+        if r["budget"] != "—":
+            what += f"; {r['budget']}"
+        best = f"{r['ratio_vs_best']}× ({r['best_peer']})" if r["best_peer"] else "—"
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']}×"
+        notes = r["check"] + (f". **{r['caveat']}**" if r["caveat"] else "")
+        cells = [r["bench"].upper(), what, _cell(r, naive_key, r["naive"]), *peer_cells,
+                 _cell(r, engine_key, r["engine"]), ratio, best, notes]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(BENCHES), help="e.g. b1,b4")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, not numbers")
-    parser.add_argument("--output", default="runs/bench/bench.json")
+    parser.add_argument(
+        "--output", help="results file (default: runs/bench/bench-<date>.json; dated)"
+    )
+    parser.add_argument("--table", metavar="RESULTS", help="print a results file's README table")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else FULL
+    if args.table:
+        print(markdown_table(json.loads(Path(args.table).read_text())))
+        return
     if args.worker:
         bench = BENCHES[args.worker.split(":")[0]]
         print(json.dumps(bench.worker(args.worker, sizes)))
@@ -82,12 +150,19 @@ def main() -> None:
     unknown = [name for name in chosen if name not in BENCHES]
     if unknown:
         parser.error(f"--only: unknown {unknown}; expected some of {', '.join(BENCHES)}")
+    load_before = os.getloadavg()
+    started = time.perf_counter()
     rows = []
     for name in chosen:
         rows += BENCHES[name].run(sizes, args.smoke)
     print_table(rows)
+    today = datetime.date.today().isoformat()
     report = {
-        "date": datetime.date.today().isoformat(),
+        "date": today,
+        "wall_s": round(time.perf_counter() - started, 1),
+        # 1, 5 and 15-minute load averages: above the thread count, other jobs shared the CPU
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
         "device": str(DEVICE),
         "machine": f"{os.cpu_count()}-core {platform.machine()} CPU"
         if DEVICE.type == "cpu"
@@ -97,7 +172,7 @@ def main() -> None:
         "sizes": asdict(sizes),
         "rows": rows,
     }
-    output = Path(args.output)
+    output = Path(args.output or f"runs/bench/bench-{today}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {output}")

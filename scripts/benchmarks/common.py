@@ -69,6 +69,43 @@ class FusedShape:
 
 
 @dataclass(frozen=True)
+class ProportionalShape:
+    """b9's model: LLaVA-1.5-7B's language stack (Llama-2-7B) at a reduced width, every ratio
+    kept: all 32 layers, the MLP 11008/4096 of the width, the vocabulary 32000/4096 of it, head
+    dimension 32 instead of 128; LLaVA-1.5's 576 image tokens + the question + the answer. The
+    parameters shrink with the width squared, the activations with the width: a deep copy of
+    the weights weighs (4096 / width) times less against the activations than at 7B. Sized for
+    a shared 2-core CPU: width 64 (1/64 of 7B), one forget + one retain row, 144 image tokens."""
+
+    width: int = 64
+    layers: int = 32
+    heads: int = 2
+    batch: int = 1  # forget rows, and as many retain rows
+    image_tokens: int = 144  # LLaVA-1.5 has 576: cut to a quarter for a 2-core CPU's time
+    text_tokens: int = 42
+    answer: int = 32
+    rounds: int = 2  # timed rounds after one warm-up round
+
+    @property
+    def vocab(self) -> int:
+        return round(self.width * 32000 / 4096)
+
+    @property
+    def mlp(self) -> int:
+        return round(self.width * 11008 / 4096)
+
+
+@dataclass(frozen=True)
+class RealSizes:
+    """b8's real model: rows per role and step, timed rounds, and its evaluation pass."""
+
+    rows: int = 2  # forget rows, and as many retain rows, per step (two such sets alternate)
+    rounds: int = 2
+    eval_questions: int = 32
+    eval_rounds: int = 2
+
+
+@dataclass(frozen=True)
 class Sizes:
     batch: int = 4
     image_tokens: int = 576  # LLaVA-1.5: 336 px / 14 px patches = 24² tokens
@@ -85,11 +122,14 @@ class Sizes:
         Shape("llava7b_ratio", 512, 2, 4000),  # vocab / hidden = 7.8, as LLaVA-7B's 32000/4096
     )
     world: str = "default"  # b4's evaluation world: the demo's default or the tests' tiny one
-    eval_questions: int = 128
+    eval_questions: int = 32  # b4
     rouge_runs: int = 8
     epochs: int = 5
     forget_rows: int = 10
     gpu: GpuShape = GpuShape()
+    proportional: ProportionalShape = ProportionalShape()
+    real: RealSizes = RealSizes()
+    budgets: tuple[int, int] = (50, 200)  # new tokens: MLLMU-Bench / VGID, open-unlearning
     fused: tuple[FusedShape, ...] = (
         FusedShape("all positions, LLaVA vocab", 4, 650, 649, 32000),
         FusedShape("long answers, Llama-3 vocab", 8, 288, 256, 128256),
@@ -115,6 +155,11 @@ SMOKE = Sizes(
     epochs=2,
     forget_rows=4,
     gpu=GpuShape(32, 1, 4, 64, 64, 1, 4, 128, 600, batch=2, steps=1),
+    proportional=ProportionalShape(
+        32, 2, 2, batch=1, image_tokens=8, text_tokens=4, answer=3, rounds=1
+    ),
+    real=RealSizes(rows=2, rounds=1, eval_questions=4, eval_rounds=1),
+    budgets=(4, 8),
     fused=(FusedShape("smoke", 2, 24, 23, 700, 32),),
 )
 
@@ -169,14 +214,43 @@ class Memory:
 def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     times = []
     for _ in range(warmup + repeats):
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize()
         start = time.perf_counter()
         fn()
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times[warmup:])
+
+
+def interleaved_times(
+    variants: dict[str, Callable[[int], Any]], rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant over `rounds` rounds after `warmup` untimed ones. Every
+    round calls every variant once (with the round's index), the order rotated each round, so
+    a busy machine slows all variants alike and no variant always runs first; the median of
+    the rounds then drops the worst of them."""
+    names = list(variants)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(warmup + rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            synchronize()
+            start = time.perf_counter()
+            variants[name](index)
+            synchronize()
+            if index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, lowest and highest of repeated measurements, and how many."""
+    return {
+        "median": statistics.median(values),
+        "low": min(values),
+        "high": max(values),
+        "runs": len(values),
+    }
 
 
 def measure_in_subprocess(key: str, smoke: bool, worker: Worker) -> dict[str, float]:
@@ -198,28 +272,54 @@ def row(
     bench: str,
     shape: str,
     metric: str,
-    naive_value: float,
+    naive_value: float | None,
     engine_value: float,
     target: str,
     goal: float | None,
     check: str,
     higher_is_better: bool = False,
+    peers: dict[str, float] | None = None,
+    spreads: dict[str, dict[str, float]] | None = None,
+    precision: str = "fp32",
+    budget: str = "—",
+    caveat: str = "",
 ) -> dict:
     """One table row; `ratio` is how many times better the engine is (naive/engine for costs,
-    engine/naive for throughput); `met` compares it with `goal` (None: no target)."""
-    if higher_is_better:
-        ratio = engine_value / naive_value
-    else:
-        ratio = naive_value / engine_value if engine_value else float("inf")
+    engine/naive for throughput; None without a naive value); `met` compares it with `goal`
+    (None: no target). `peers`: the
+    same metric for the competent baselines (scripts/peer_baselines.py) by name; `best_peer` is
+    the best of them and `ratio_vs_best` the engine's ratio against it. `spreads`: each
+    variant's repeated measurements (`spread`). `caveat`: what the ratio depends on (a cache,
+    an approximation)."""
+
+    def better(worse: float, better: float) -> float:
+        if higher_is_better:
+            return better / worse if worse else float("inf")
+        return worse / better if better else float("inf")
+
+    ratio = None if naive_value is None else better(naive_value, engine_value)
+    peers = {name: round(value, 4) for name, value in (peers or {}).items()}
+    pick = max if higher_is_better else min
+    best = pick(peers, key=peers.__getitem__) if peers else None
     return {
         "bench": bench,
         "shape": shape,
         "metric": metric,
-        "naive": round(naive_value, 4),
+        "naive": None if naive_value is None else round(naive_value, 4),
         "engine": round(engine_value, 4),
-        "ratio": round(ratio, 3),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "peers": peers,
+        "best_peer": best,
+        "ratio_vs_best": None if best is None else round(better(peers[best], engine_value), 3),
+        "spreads": {
+            name: {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
+            for name, values in (spreads or {}).items()
+        },
+        "precision": precision,
+        "budget": budget,
+        "caveat": caveat,
         "target": target,
-        "met": None if goal is None else bool(ratio >= goal),
+        "met": None if goal is None or ratio is None else bool(ratio >= goal),
         "check": check,
     }
 
@@ -227,7 +327,9 @@ def row(
 # --- random Llama-style models (b1, b7) --------------------------------------------------------
 
 
-def random_llama(vocab: int, width: int, layers: int, length: int) -> torch.nn.Module:
+def random_llama(
+    vocab: int, width: int, layers: int, length: int, mlp: int | None = None, heads: int = 4
+) -> torch.nn.Module:
     """A Llama-style causal LM with random weights (seeded), long enough for `length` tokens."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -235,10 +337,10 @@ def random_llama(vocab: int, width: int, layers: int, length: int) -> torch.nn.M
     config = LlamaConfig(
         vocab_size=vocab,
         hidden_size=width,
-        intermediate_size=2 * width,
+        intermediate_size=mlp or 2 * width,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
         max_position_embeddings=length + 8,
     )
     return LlamaForCausalLM(config).to(DEVICE)
