@@ -125,13 +125,21 @@ class ImageCache:
             return self._images[key]
         image, _ = decode_image(path)
         self.decoded += 1
-        size = image.width * image.height * 3
+        self._keep(key, image)
+        return image
+
+    def add(self, path: str | os.PathLike, image: Image.Image) -> None:
+        """Remember `image` (RGB) as the contents of the file `path` just written from the bytes
+        it was decoded from, so the file is not decoded again."""
+        stat = Path(path).stat()
+        self._keep((str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns), image)
+
+    def _keep(self, key: tuple[str, int, int], image: Image.Image) -> None:
         self._images[key] = image
-        self._bytes += size
+        self._bytes += image.width * image.height * 3
         while self._bytes > self.max_bytes and len(self._images) > 1:
             _, old = self._images.popitem(last=False)
             self._bytes -= old.width * old.height * 3
-        return image
 
 
 CACHE = ImageCache()  # one per process: a run decodes each image file once

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from mmunlearn.data.example import Example
-from mmunlearn.data.images import ImageError, decode_image
+from mmunlearn.data.images import CACHE, ImageError, decode_image
 from mmunlearn.data.jsonl import DataError, read_text
 from mmunlearn.io import atomic_write_bytes, default_cache_dir
 
@@ -149,13 +149,14 @@ class ImageStore:
         digest = hashlib.sha256(data).hexdigest()
         if digest not in self._paths:
             try:
-                _, kind = decode_image(bytes(data))
+                image, kind = decode_image(bytes(data))
             except ImageError as error:
                 raise DataError(f"{where}: {len(data)} bytes that {error}") from None
             kind = kind.lower()
             path = self.folder / f"{digest[:32]}.{'jpg' if kind == 'jpeg' else kind}"
             if not path.is_file():
                 atomic_write_bytes(path, bytes(data))
+                CACHE.add(path, image)  # training reads the file: decoded once, here
             self._paths[digest] = str(path)
         return self._paths[digest]
 

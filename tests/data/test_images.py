@@ -70,3 +70,17 @@ def test_benchmark_image_bytes_outside_the_allow_list_are_refused(tmp_path):
     with pytest.raises(DataError, match="shard.parquet, row 3, field 'image': .* allowed format"):
         store.save({"bytes": ppm.getvalue()}, "shard.parquet, row 3, field 'image'")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_images_written_from_bytes_are_not_decoded_again(tmp_path):
+    import io
+
+    from mmunlearn.data.images import CACHE
+    from mmunlearn.data.tables import ImageStore
+
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(png, format="PNG")
+    path = ImageStore(tmp_path).save({"bytes": png.getvalue()}, "shard, row 0")
+    before = CACHE.decoded
+    assert open_image(path).getpixel((0, 0)) == (1, 2, 3)
+    assert CACHE.decoded == before
