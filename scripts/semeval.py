@@ -33,7 +33,7 @@ import torch
 from mmunlearn.data.example import Example
 from mmunlearn.data.semeval import SemEvalData, document_example, load_semeval
 from mmunlearn.evaluation.generate import generate_answers
-from mmunlearn.evaluation.semeval import answer_losses, semeval_scores
+from mmunlearn.evaluation.semeval import document_losses, semeval_scores
 from mmunlearn.io import atomic_write_json, atomic_write_text
 from mmunlearn.methods import build_method
 from mmunlearn.models.encoding import FALLBACK_TEMPLATE
@@ -93,8 +93,8 @@ def score(
     scores = semeval_scores(
         items,
         [predictions[ex.id] for ex in items],
-        answer_losses(loaded, members),
-        answer_losses(loaded, nonmembers),
+        document_losses(loaded, [ex.meta["text"] for ex in members]),
+        document_losses(loaded, [ex.meta["text"] for ex in nonmembers]),
     )
     scores["examples"] = [
         {"id": ex.id, "answer": ex.answer[:120], "prediction": predictions[ex.id][:120]}
@@ -176,18 +176,19 @@ def render(report: dict) -> str:
         for name in cells
     ]
     short = {
-        "forget_regurgitation_rouge_l": "F sc",
-        "forget_exact_match": "F qa",
-        "retain_regurgitation_rouge_l": "R sc",
-        "retain_exact_match": "R qa",
+        "forget_regurgitation_score": "F sc",
+        "forget_knowledge_score": "F qa",
+        "retain_regurgitation_score": "R sc",
+        "retain_knowledge_score": "R qa",
     }
     header = ["model"] + [f"{t[-1]} {short[n]}" for t, n in components]
     header += ["hmean(12)", "MIA AUC", "MIA score", "MMLU", "mean w/o MMLU", "s"]
     lines = [
         f"# SemEval-2025 Task 4 on {report['settings'].get('language_model') or 'a tiny causal LM'}",
         "",
-        "Columns `<task> F sc` = 1 − regurgitation ROUGE-L on forget sentence completions, "
-        "`F qa` = 1 − exact match on forget questions, `R sc` / `R qa` the same on retain "
+        "Columns `<task> F sc` = 1 − regurgitation score (ROUGE-L recall) on forget sentence "
+        "completions, `F qa` = 1 − knowledge score (exact match after strip and lower-case) on "
+        "forget questions, `R sc` / `R qa` the same on retain "
         "(not inverted); higher is better everywhere. MIA score = 1 − 2·|AUC − 0.5| (1 = chance).",
         "",
         "| " + " | ".join(header) + " |",

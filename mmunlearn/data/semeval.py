@@ -186,5 +186,11 @@ def document_example(document: Document, role: str) -> Example:
         role=role,
         question=title.strip(),
         answer=rest.strip(),
-        meta={"modality": "text", "kind": "document", "member": document.member},
+        # the whole text too: the task's membership attack scores the document as written
+        meta={
+            "modality": "text",
+            "kind": "document",
+            "member": document.member,
+            "text": document.text,
+        },
     )
