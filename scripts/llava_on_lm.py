@@ -13,6 +13,9 @@ Usage: python scripts/llava_on_lm.py [--output-dir runs/llava_lm] [--oracle]
    message naming the person), both (the paper's teacher), both + entity swap.
 4. ROUGE-L per split, image+text and text-only separately, and each stage's and run's wall
    time. Writes OUTPUT_DIR/table.md and results.json (a second run continues where it stopped).
+5. The teachers themselves (`--teacher-probe`, no training): the base's greedy answers to the
+   forget and retain questions under each teacher's inputs (image replaced by noise, the
+   instruction as a system message, both) — what each VGID variant distils toward.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ import records
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
 from mmunlearn.evaluation.evaluate import evaluate
+from mmunlearn.evaluation.generate import generate_answers
+from mmunlearn.evaluation.metrics import score_predictions, summarise
 from mmunlearn.io import atomic_write_json, default_cache_dir
-from mmunlearn.models.loading import load_model
+from mmunlearn.models.families import pixel_bounds
+from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.recipes.unlearn import unlearn
+from mmunlearn.teachers.visual_noise import VisualNoise
 from mmunlearn.training.config import load_config
 from mmunlearn.training.world_models import llava_on_lm_config, world_model
 
@@ -66,6 +73,28 @@ def overrides(variant: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
+def teacher_summary(loaded: LoadedModel, rows: list, noise: bool, instruction: bool) -> dict:
+    """ROUGE-L of the base's answers under a teacher's inputs: images replaced by noise (the
+    teacher's own intervention and seeds), the instruction as a system message, or both."""
+    replace, bounds = VisualNoise(kind="replace"), pixel_bounds(loaded.processor, loaded.family)
+
+    def noised(pixels, examples):  # noqa: ANN001, ANN202
+        return replace.apply(pixels, [replace.seed_key(ex) for ex in examples], bounds)
+
+    predictions = generate_answers(
+        loaded,
+        rows,
+        max_new_tokens=ANSWER_TOKENS,
+        progress=False,
+        transform_pixels=noised if noise else None,
+        system_of=(lambda ex: INSTRUCTION.format(entity=ex.entity)) if instruction else None,
+    )
+    return summarise(score_predictions(rows, predictions))
+
+
+TEACHER_INPUTS = {"noise": (True, False), "instruction": (False, True), "both": (True, True)}
+
+
 def stage_seconds(model_dir: Path) -> dict[str, float]:
     """Each training stage's runtime, from the Trainer logs the recipe wrote."""
     seconds = {}
@@ -92,6 +121,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache)")
+    parser.add_argument(
+        "--teacher-probe", action="store_true", help="also answer as each teacher (no training)"
+    )
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
@@ -124,6 +156,14 @@ def main() -> None:
         if which not in results:
             wall = {"wall": round(time.perf_counter() - begin, 1)}
             record(which, models[which], {**stage_seconds(models[which]), **wall})
+    if args.teacher_probe:
+        probed = results.setdefault("teacher_probe", {})
+        rows = [ex for ex in examples if ex.role in ("forget", "retain")]
+        loaded = load_model(models["base"])
+        for name, (noise, instruction) in TEACHER_INPUTS.items():
+            if name not in probed:
+                probed[name] = teacher_summary(loaded, rows, noise, instruction)
+                atomic_write_json(results_path, results)
     for variant in variants:
         if variant in results:
             continue
@@ -140,6 +180,8 @@ def write_table(out: Path, results: dict, args: argparse.Namespace, recipe) -> N
     base = results["base"]["summary"]
     rows = []
     for name, r in results.items():
+        if name == "teacher_probe":
+            continue
         s = r["summary"]
         row = [name]
         for split, modality in COLUMNS:
@@ -169,6 +211,16 @@ def write_table(out: Path, results: dict, args: argparse.Namespace, recipe) -> N
         f"with saves, unlearning, evaluation); {datetime.date.today()}, {records.machine()}, "
         "nice 19, OMP_NUM_THREADS=1; `python scripts/llava_on_lm.py`.",
     ]
+    probed = results.get("teacher_probe", {})
+    if probed:
+        columns = [(s, m) for s in ("forget", "retain") for m in ("image", "text")]
+        lines = ["| base answering as | " + " | ".join(f"{s} {m}" for s, m in columns) + " |"]
+        lines.append("|" + "---|" * (len(columns) + 1))
+        for name, summary in {"plain (the base)": base, **probed}.items():
+            cells = [value(summary, s, m) for s, m in columns]
+            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
+        footer += ["", "The teachers (`--teacher-probe`): ROUGE-L of the base's own answers.", ""]
+        footer += lines
     records.write_table(out / "table.md", header, rows, footer)
 
 
