@@ -95,7 +95,8 @@ def build_llava_on_lm(
     """A `LlavaForConditionalGeneration` whose text model is the pretrained LM `lm_source`
     (a folder, a .gguf file, a `get-model` name, or a loaded causal LM) with its weights, an
     `<image>` token added to its tokenizer and embeddings, an untrained vision tower sized by
-    `vision` and an untrained projector; the processor uses the LM's chat template."""
+    `vision` and an untrained projector; the processor uses the LM's chat template. A loaded LM
+    passed in gains the `<image>` embedding row in place; its tokenizer is copied."""
     lm = lm_source if isinstance(lm_source, LoadedModel) else load_model(lm_source)
     if lm.kind != "causal_lm":
         raise ValueError(
