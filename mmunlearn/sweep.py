@@ -5,7 +5,8 @@ Every point unlearns the same base (the demo's world and recipes, cached by cont
 evaluated on the validation half of the world (`data.splits.is_validation`); the test half is
 scored too but chooses nothing. Each point's result is written atomically to
 `points/<id>.json` with a fingerprint of its settings, so a rerun skips every finished point and
-an interrupted sweep continues where it stopped.
+an interrupted sweep continues where it stopped; when only the scoring changed, a point's saved
+model is scored again without training.
 """
 
 from __future__ import annotations
@@ -135,22 +136,29 @@ def run_sweep(
     base = prepared.models["base"]
     results: dict[str, dict[str, Any]] = {}
     for name in REFERENCES:
-        key = fingerprint(name, str(prepared.models[name]), seed, quick)
+        key = fingerprint(name, str(prepared.models[name]), seed, quick, scoring_key())
         results[name] = cached_point(output_dir / "points" / f"{name}.json", key) or save_point(
             output_dir / "points" / f"{name}.json",
             {"method": name, "settings": [], "fingerprint": key}
             | score_model(prepared.models[name], examples, progress),
         )
+    scoring = scoring_key()
     for index, (pid, (method, settings, config)) in enumerate(configs.items(), 1):
         key = fingerprint(to_dict(config), str(base), seed, quick)
         path = output_dir / "points" / f"{pid}.json"
+        run_dir = output_dir / "runs" / pid
         found = cached_point(path, key)
-        if found is not None:
+        if found is not None and found.get("scoring") == scoring["scoring"]:
             log.info("sweep point %d/%d %s: done before, skipped", index, len(configs), pid)
             results[pid] = found
             continue
+        if found is not None and (run_dir / "model" / "config.json").is_file():
+            log.info("sweep point %d/%d %s: scoring changed, rescored", index, len(configs), pid)
+            results[pid] = save_point(
+                path, found | score_model(run_dir / "model", examples, progress) | scoring
+            )
+            continue
         log.info("sweep point %d/%d %s", index, len(configs), pid)
-        run_dir = output_dir / "runs" / pid
         if run_dir.exists():  # an interrupted or outdated run of this point: the sweep's own
             shutil.rmtree(run_dir)
         begin = time.perf_counter()
@@ -160,6 +168,7 @@ def run_sweep(
             path,
             {"method": method, "settings": list(settings), "fingerprint": key}
             | score_model(model, examples, progress)
+            | scoring
             | {"unlearn_s": seconds, "config": to_dict(config)},
         )
     summary = summarise_sweep(results, methods, rule, tolerance)
@@ -182,6 +191,12 @@ def run_sweep(
         title=f"Sweep on the validation half (seed {seed}); ringed: best by {rule}",
     )
     return summary
+
+
+def scoring_key() -> dict[str, Any]:
+    """What a point's scores depend on besides its model: a change rescores saved models."""
+    key = {"scores": SCORES, "max_new_tokens": WORLD_ANSWER_TOKENS}
+    return {"scoring": json.loads(json.dumps(key))}  # as it reads back from a point's file
 
 
 def cached_point(path: Path, key: str) -> dict[str, Any] | None:

@@ -76,6 +76,10 @@ def test_a_quick_sweep_writes_points_best_and_frontier_and_skips_finished_points
 
     monkeypatch.setattr(sweep, "unlearn", no_training)
     assert main(args) == 0  # every point finished: nothing trains
+    monkeypatch.setattr(sweep, "WORLD_ANSWER_TOKENS", 3)
+    assert main(args) == 0  # the scoring changed: saved models are scored, not trained
+    point = json.loads((out / "points" / "ga__train.lr=1e-3.json").read_text())
+    assert point["scoring"]["max_new_tokens"] == 3 and point["config"]["train"]["steps"] == 1
     capsys.readouterr()
     assert main([*args, "--set", "train.seed=1"]) != 0  # other settings: the points run again
     assert "a finished point was trained again" in capsys.readouterr().err

@@ -99,8 +99,11 @@ def plot_frontier(
                         zorder=5,
                         label=name,
                     )
+            low = min(
+                [p[score] for p in usable] + [r[score] for r in references.values() if score in r]
+            )
             ax.set(
-                xlim=(-0.02, 1.05),
+                xlim=(max(-0.02, low - 0.05), 1.02),
                 ylim=(-0.02, 1.05),
                 xlabel=f"{score} ROUGE-L (higher: kept)",
                 ylabel="forget ROUGE-L (lower: forgotten)",

@@ -16,10 +16,11 @@ from mmunlearn.training.trajectory import Measure
 
 TRAJECTORY_ROLES = ("forget", "retain")
 # score name -> (role, held-out rows only): neighbours and general knowledge count only where no
-# term trained on them; `test` is the forget questions paraphrased (transformed portraits).
+# term trained on them; `paraphrased` is the role `test`: the forget questions paraphrased, with
+# transformed portraits.
 SCORES = {
     "forget": ("forget", False),
-    "test": ("test", False),
+    "paraphrased": ("test", False),
     "retain": ("retain", False),
     "neighbor": ("neighbor", True),
     "general": ("general", True),
