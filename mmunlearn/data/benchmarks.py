@@ -30,6 +30,7 @@ from typing import Any
 from mmunlearn.components import UnknownFieldError, build_component
 from mmunlearn.data.clear import load_clear
 from mmunlearn.data.example import Example
+from mmunlearn.data.idk import with_idk_answers
 from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.melu import load_melu
 from mmunlearn.data.mllmu_bench import load_mllmu_bench
@@ -51,11 +52,14 @@ BENCHMARKS.register("tofu")(load_tofu)
 
 @BENCHMARKS.register("semeval")
 def load_semeval_items(
-    folder: str | os.PathLike, subsets: tuple[str, ...] = ("train", "validation")
+    folder: str | os.PathLike,
+    subsets: tuple[str, ...] = ("train", "validation"),
+    idk_seed: int = 0,
 ) -> list[Example]:
     """SemEval-2025 Task 4's forget and retain items (its member/nonmember documents, which the
-    MIA score needs, come with `semeval.load_semeval`)."""
-    return list(load_semeval(folder, subsets).examples)
+    MIA score needs, come with `semeval.load_semeval`), each with an "I don't know" phrase as
+    `alt_answers` (`idk.with_idk_answers`)."""
+    return with_idk_answers(list(load_semeval(folder, subsets).examples), idk_seed)
 
 
 def benchmark_options(name: str) -> dict[str, dataclasses.Field]:

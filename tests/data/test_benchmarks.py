@@ -35,7 +35,7 @@ def tofu(tmp_path):
 def test_every_name_is_listed_with_its_options():
     names = ["clear", "melu", "mllmu_bench", "mmunlearn_jsonl", "semeval", "tofu"]
     assert BENCHMARKS.names() == names
-    assert list(benchmark_options("semeval")) == ["subsets"]
+    assert list(benchmark_options("semeval")) == ["subsets", "idk_seed"]
     assert list(benchmark_options("tofu")) == [
         "forget_percent",
         "sets",

@@ -122,6 +122,13 @@ def test_the_benchmark_entry_point_gives_the_items(tmp_path):
     from mmunlearn.data.benchmarks import load_benchmark
 
     folder = write_folder(tmp_path)
+    import dataclasses
+
+    from mmunlearn.data.idk import IDK_ANSWERS
+
     items = load_benchmark("semeval", folder, subsets="train")
-    assert items == [ex for ex in load_semeval(folder).examples if ex.meta["subset"] == "train"]
+    assert [dataclasses.replace(ex, alt_answers=()) for ex in items] == [
+        ex for ex in load_semeval(folder).examples if ex.meta["subset"] == "train"
+    ]
     assert {ex.role for ex in items} == {"forget", "retain"}
+    assert all(ex.alt_answers[0] in IDK_ANSWERS for ex in items)  # so idk and dpo_idk run
