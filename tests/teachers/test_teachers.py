@@ -112,3 +112,21 @@ def test_teacher_spec_errors_are_helpful():
     assert build_teacher({"name": "vgid", "noise": {"kind": "gaussian"}}).noise == VisualNoise(
         "gaussian"
     )
+
+
+def test_demoting_the_answer_lowers_only_the_first_answer_token():
+    from mmunlearn.teachers.vgid import demote_first_answer_token
+
+    logprobs = torch.log_softmax(torch.randn(2, 3, 5, dtype=torch.float64), dim=-1)
+    labels = torch.tensor([[-100, 1, 2], [3, 4, 0]])
+    out = demote_first_answer_token(logprobs, labels, beta=2.0)
+    torch.testing.assert_close(out[0, [0, 2]], logprobs[0, [0, 2]])
+    torch.testing.assert_close(out[1, 1:], logprobs[1, 1:])
+    for row, pos, gold in ((0, 1, 1), (1, 0, 3)):
+        assert out[row, pos].exp().sum().item() == pytest.approx(1.0)
+        others = [v for v in range(5) if v != gold]
+        # the gold token's odds against every other token drop by exactly e^β
+        odds = (out[row, pos, gold] - out[row, pos, others]) - (
+            logprobs[row, pos, gold] - logprobs[row, pos, others]
+        )
+        torch.testing.assert_close(odds, torch.full_like(odds, -2.0))
