@@ -317,6 +317,7 @@ def tofu(ctx: MetricContext) -> Result:
     if "retain" not in sets:
         raise Missing("no retain rows (TOFU's model utility starts from retain)")
     table: dict[str, Any] = {}
+    forget_ratios: list[float] = []
     for name, rows in sets.items():
         answers = [ex.meta.get("paraphrased_answer") or ex.answer for ex in rows]
         queries = [Query(ex, ex.answer) for ex in rows]
@@ -337,6 +338,8 @@ def tofu(ctx: MetricContext) -> Result:
                 normalised_probability(t, w) for t, w in zip(truth, wrong, strict=True)
             )
         ratios = [_exp(fmean(w) - p) for w, p in zip(wrong, para, strict=True) if w]
+        if name == "forget":
+            forget_ratios = ratios
         if ratios:
             stats["truth_ratio"] = fmean(
                 min(r, 1 / r) if name == "forget" else max(0.0, 1 - r) for r in ratios
@@ -352,7 +355,22 @@ def tofu(ctx: MetricContext) -> Result:
         utility_value: float | str = tofu_model_utility(values)
     except KeyError as error:
         utility_value = f"missing: {error.args[0]}"
-    return {"sets": table, "model_utility": utility_value}
+    return {"sets": table, "model_utility": utility_value, "forget_truth_ratios": forget_ratios}
+
+
+@metric("tofu_forget_quality", needs=("tofu",), oracle_needs=("tofu",))
+def tofu_forget_quality(ctx: MetricContext) -> Result:
+    """TOFU's forget quality as its code computes it (`aggregate_eval_stat.py`,
+    `get_forget_quality`): the two-sided KS-test p-value between the forget truth ratios R of
+    the model and of the retain model (the oracle), R from the `tofu` metric (geometric mean of
+    the perturbed answers' probabilities over the paraphrased answer's). In [0, 1]; higher =
+    closer to never having seen the forget set.
+    """
+    mine = ctx.needed("tofu")["forget_truth_ratios"]
+    theirs = ctx.needed("tofu", from_oracle=True)["forget_truth_ratios"]
+    if not mine or not theirs:
+        raise Missing("no forget question with perturbed answers")
+    return forget_quality(mine, theirs)
 
 
 def _perturbed(ex: Example) -> list[str]:

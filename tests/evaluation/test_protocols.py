@@ -111,8 +111,13 @@ def tofu_model(tmp_path):
 
 
 def test_tofu_metric_reports_the_nine_numbers_and_their_harmonic_mean(tofu_model, tmp_path):
-    suite = Suite(TOFU_LIKE, tmp_path / "eval", EvalSettings(max_new_tokens=3), progress=False)
-    results = suite.run(EvalModel("m", tofu_model), ["generation", "mcq", "truth_ratio", "tofu"])
+    oracle = EvalModel("oracle", tofu_model)
+    settings = EvalSettings(max_new_tokens=3)
+    suite = Suite(TOFU_LIKE, tmp_path / "eval", settings, oracle=oracle, progress=False)
+    metrics = ["generation", "mcq", "truth_ratio", "tofu", "tofu_forget_quality"]
+    results = suite.run(EvalModel("m", tofu_model), metrics)
+    # the oracle has the same weights: its forget truth ratios are the model's, p = 1
+    assert results["tofu_forget_quality"]["p_value"] == pytest.approx(1.0)
     table = results["tofu"]["sets"]
     assert set(table) == {"forget", "retain", "real_authors", "world_facts"}
     for name in ("retain", "real_authors", "world_facts"):

@@ -124,7 +124,7 @@ def test_every_metric_runs_and_relative_ones_use_the_oracle(saved, few, examples
     # Missing: the benchmark protocols whose fields the world lacks (MLLMU-Bench's lettered
     # options, TOFU's perturbed answers) and the attack its prompts cannot take (a second image).
     missing = [name for name, result in results.items() if "missing" in result]
-    assert missing == ["mcq_letter", "tofu", "attack_second_image"]
+    assert missing == ["mcq_letter", "tofu", "tofu_forget_quality", "attack_second_image"]
     # The same weights as the oracle: identical truth ratios and AUCs.
     assert results["forget_quality"]["p_value"] == pytest.approx(1.0)
     assert results["forget_quality"]["ks_statistic"] == 0.0
