@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 from mmunlearn.data.example import ROLES, Example
 from mmunlearn.data.images import ImageError, open_image, resolve_inside
-from mmunlearn.io import atomic_write_text
+from mmunlearn.io import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +29,49 @@ class DataError(ValueError):
 
 
 def save_examples(
-    path: str | os.PathLike, examples: Iterable[Example], root: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    examples: Iterable[Example],
+    root: str | os.PathLike | None = None,
+    bring_images: bool = False,
 ) -> None:
     """Write `examples` as JSONL. Absolute image paths are stored relative to `root` (default:
-    the file's folder, which is where `load_examples` resolves them); relative ones as they are."""
+    the file's folder, which is where `load_examples` resolves them); relative ones as they are.
+
+    `load_examples` refuses images outside the file's folder; with `bring_images`, each image
+    file outside it is linked (or copied) into `<folder>/images/` under its content hash, so
+    the file loads wherever the images came from (derived data: `mmunlearn filter-known`)."""
     path = Path(path)
     root = Path(root) if root is not None else path.parent
+    if bring_images:
+        brought: dict[str, str] = {}  # each image file is read once
+        examples = [_brought(ex, path.parent, brought) for ex in examples]
     lines = [json.dumps(_to_row(ex, root), ensure_ascii=False) + "\n" for ex in examples]
     atomic_write_text(path, "".join(lines))
+
+
+def _brought(example: Example, folder: Path, brought: dict[str, str]) -> Example:
+    """`example` with its image inside `folder`; `brought` maps each image to where it is."""
+    if example.image is None:
+        return example
+    if example.image not in brought:
+        brought[example.image] = _bring(Path(example.image), folder)
+    return dataclasses.replace(example, image=brought[example.image])
+
+
+def _bring(source: Path, folder: Path) -> str:
+    """The image file `source` as a path inside `folder`: itself, or a link (else a copy) in
+    `folder/images/` named by its content hash."""
+    if source.resolve().is_relative_to(folder.resolve()):
+        return str(source)
+    data = source.read_bytes()
+    target = folder / "images" / f"{hashlib.sha256(data).hexdigest()[:32]}{source.suffix}"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another file system, or links not allowed: a copy
+            atomic_write_bytes(target, data)
+    return str(target.absolute())
 
 
 def _to_row(example: Example, root: Path) -> dict[str, Any]:

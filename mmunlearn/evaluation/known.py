@@ -93,7 +93,7 @@ def write_known(checks: Sequence[Known], output_dir: str | Path) -> dict[str, An
     for test in TESTS:
         kept = [k.example for k in checks if k.passed(test)]
         for role, rows in group_by_role(kept).items():
-            save_examples(output_dir / test / f"{role}.jsonl", rows)
+            save_examples(output_dir / test / f"{role}.jsonl", rows, bring_images=True)
         summary[test] = _counts(kept)
     dropped = [
         {

@@ -252,3 +252,18 @@ def test_bytes_that_are_not_utf8_name_the_file_and_row(tmp_path):
     (tmp_path / "rows.jsonl").write_bytes(good.encode() + b"\n" + good.encode()[:-1] + b'\xff"}\n')
     with pytest.raises(DataError, match=r"rows.jsonl, row 2: bytes b'\\xff' are not UTF-8"):
         load_examples(tmp_path / "rows.jsonl")
+
+
+def test_derived_data_brings_its_images_inside_its_folder(tmp_path):
+    """filter-known writes a subset of some data elsewhere; with bring_images it loads without
+    allow_outside_images, and the images are the same bytes."""
+    _write(tmp_path / "data", [_row(1), _row(2), _row(3, image=None)])
+    examples = load_examples(tmp_path / "data")
+    save_examples(tmp_path / "derived" / "forget.jsonl", examples)
+    with pytest.raises(DataError, match="leads outside the data folder"):
+        load_examples(tmp_path / "derived")
+    save_examples(tmp_path / "derived" / "forget.jsonl", examples, bring_images=True)
+    first, second, third = load_examples(tmp_path / "derived")
+    assert first.image == second.image and third.image is None
+    assert Path(first.image).parent == tmp_path / "derived" / "images"
+    assert Path(first.image).read_bytes() == Path(examples[0].image).read_bytes()

@@ -56,6 +56,11 @@ def test_cli_filter_known_writes_both_folders(examples, world_dir, tmp_path, cap
     summary = json.loads((out / "known.json").read_text())
     assert summary["asked"]["total"] == len(examples)
     assert "| role | asked |" in capsys.readouterr().out
+    folders = [out / test for test in ("generation", "likelihood") if (out / test).is_dir()]
+    kept = [ex for folder in folders for ex in load_examples(folder)]
+    pictured = [ex for ex in kept if ex.image is not None]
+    assert pictured  # an untrained model still ranks some option first
+    assert all(Path(ex.image).parent.parent.parent == out for ex in pictured)  # <test>/images/
 
 
 def test_eval_takes_a_model_spec_that_is_not_a_folder(examples, tmp_path, monkeypatch):
