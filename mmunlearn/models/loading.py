@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -76,9 +79,10 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
     family = family_of(config, path)  # an unsupported family fails here, before any weights load
     check_tokenizer_files(path)
     if family.kind == "vision_language":
-        model = AutoModelForImageTextToText.from_pretrained(
-            path, dtype=dtype, local_files_only=True
-        )
+        with readable_weights(path):
+            model = AutoModelForImageTextToText.from_pretrained(
+                path, dtype=dtype, local_files_only=True
+            )
         processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         kind = "vision_language"
         if not hasattr(processor, "image_processor"):
@@ -87,7 +91,8 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32) -> LoadedMo
                 f"processor is a {type(processor).__name__} without an image processor"
             )
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+        with readable_weights(path):
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
         processor = AutoTokenizer.from_pretrained(path, local_files_only=True)
         kind = "causal_lm"
     loaded = LoadedModel(model, processor, kind)
@@ -120,6 +125,18 @@ def _ids(value: Any) -> set[int]:
     if value is None:
         return set()
     return {int(v) for v in value} if isinstance(value, list | tuple) else {int(value)}
+
+
+@contextlib.contextmanager
+def readable_weights(path: Path) -> Iterator[None]:
+    """A weights file that cannot be read (truncated by a killed copy, damaged) is named."""
+    try:
+        yield
+    except SafetensorError as error:
+        raise ValueError(
+            f"--model {str(path)!r}: its weights cannot be read ({error}); a .safetensors file "
+            "there is truncated or damaged: copy or save the model again"
+        ) from None
 
 
 def check_finite(model: torch.nn.Module, source: str | Path) -> None:

@@ -58,6 +58,12 @@ def folder_of_other_files(scene):
     return [*unlearn_argv(scene), "--overwrite"]
 
 
+def truncated_weights(scene):
+    path = scene.model / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    return unlearn_argv(scene)
+
+
 def users_forget_file(scene):
     scene.out.mkdir()
     (scene.out / "forget.jsonl").write_text('{"my": "own rows"}\n')
@@ -189,6 +195,18 @@ CASES = [
         nan_weights,
         2,
         ("the weights hold NaN", "not finite"),
+    ),
+    Case(
+        "truncated model weights",
+        truncated_weights,
+        2,
+        ("model", "weights cannot be read", "truncated or damaged"),
+    ),
+    Case(
+        "model weights missing",
+        lambda scene: (scene.model / "model.safetensors").unlink() or unlearn_argv(scene),
+        2,
+        ("no file named model.safetensors",),
     ),
     Case(
         "a malformed model config.json",
