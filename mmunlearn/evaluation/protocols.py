@@ -11,6 +11,9 @@ Each follows a file of the benchmark's released code (named per function), re-wr
   harmonic mean of nine numbers — answer probability, ROUGE-L recall and truth ratio on each of
   retain, real authors and world facts; on real authors and world facts the probability is
   normalised over the answer and its perturbed answers, and the truth ratio is max(0, 1 − R).
+- CLEAR (its repository's README, "Calculate metrics"): the same `aggregate_eval_stat.py` on its
+  evaluation logs, its real faces and real world in the places of real authors and world facts
+  (`UTILITY_SLOTS`), forget quality against a "gold" model fine-tuned on the retain split.
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ def normalised_probability(answer_logprob: float, perturbed_logprobs: Sequence[f
 
 
 TOFU_UTILITY_SETS = ("retain", "real_authors", "world_facts")
+# CLEAR runs TOFU's aggregate_eval_stat.py on its own sets (its repository's README, "Calculate
+# metrics"): its real faces and real-world VQA stand where TOFU's real authors and world facts do
+UTILITY_SLOTS = {
+    "real_authors": "real_authors",
+    "world_facts": "world_facts",
+    "real_faces": "real_authors",
+    "real_world": "world_facts",
+}
 TOFU_UTILITY_STATS = ("probability", "rouge_l_recall", "truth_ratio")
 
 

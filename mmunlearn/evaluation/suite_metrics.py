@@ -38,8 +38,8 @@ from mmunlearn.evaluation.probes import (
     split_halves,
 )
 from mmunlearn.evaluation.protocols import (
-    TOFU_UTILITY_SETS,
     TOFU_UTILITY_STATS,
+    UTILITY_SLOTS,
     contains_answer,
     first_letter,
     letter_prompt,
@@ -298,6 +298,8 @@ def tofu(ctx: MetricContext) -> Result:
     per-question losses of `evaluate_util.py`): per set — retain, real_authors, world_facts
     (`meta.set`) and forget — answer probability, ROUGE-L recall and truth ratio, and model
     utility, the harmonic mean of the nine numbers of retain, real authors and world facts.
+    CLEAR runs the same script: its real_faces and real_world sets take the places of real
+    authors and world facts (`protocols.UTILITY_SLOTS`).
 
     Probability: mean P(a|q)^(1/|a|) on retain and forget; on real authors and world facts
     normalised over the answer and its perturbed answers. Truth ratio R = exp(mean_j log P̄(â_j)
@@ -312,7 +314,7 @@ def tofu(ctx: MetricContext) -> Result:
     for ex in ctx.examples:
         name = "forget" if ex.role == "forget" else ex.meta.get("set")
         name = "retain" if ex.role == "retain" else name
-        if name in (*TOFU_UTILITY_SETS, "forget") and ex.id in rouge:
+        if name in ("forget", "retain", *UTILITY_SLOTS) and ex.id in rouge:
             sets.setdefault(name, []).append(ex)
     if "retain" not in sets:
         raise Missing("no retain rows (TOFU's model utility starts from retain)")
@@ -346,10 +348,11 @@ def tofu(ctx: MetricContext) -> Result:
             )
         table[name] = stats
     values = {
-        (name, stat): table[name][stat]
-        for name in TOFU_UTILITY_SETS
+        (UTILITY_SLOTS.get(name, name), stat): stats[stat]
+        for name, stats in table.items()
+        if name != "forget"
         for stat in TOFU_UTILITY_STATS
-        if stat in table.get(name, {})
+        if stat in stats
     }
     try:
         utility_value: float | str = tofu_model_utility(values)

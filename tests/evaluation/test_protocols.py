@@ -207,3 +207,19 @@ def test_mllmu_kinds_go_to_their_own_metrics(tmp_path, monkeypatch):
     rows = results["mcq_letter"]["rows"]
     assert [r["letter_correct"] for r in rows] == [r["letter"] == r["answer_letter"] for r in rows]
     assert results["mcq_letter"]["summary"]["forget"]["n"] == 3
+
+
+def test_clear_real_faces_and_world_stand_for_tofus_real_authors_and_world_facts(tmp_path):
+    import dataclasses
+
+    renamed = {"real_authors": "real_faces", "world_facts": "real_world"}
+    clear_like = [
+        dataclasses.replace(ex, meta={**ex.meta, "set": renamed.get(ex.meta.get("set"))})
+        for ex in TOFU_LIKE
+    ]
+    path = tmp_path / "model"
+    tiny_causal_lm(clear_like).save(path)
+    suite = Suite(clear_like, tmp_path / "eval", EvalSettings(max_new_tokens=3), progress=False)
+    result = suite.run(EvalModel("m", path), ["generation", "tofu"])["tofu"]
+    assert set(result["sets"]) == {"forget", "retain", "real_faces", "real_world"}
+    assert isinstance(result["model_utility"], float)  # all nine numbers found
