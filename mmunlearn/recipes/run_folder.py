@@ -181,11 +181,10 @@ def claim_output_dir(
     record: dict[str, Any],
     resume: bool,
     overwrite: bool,
-) -> Iterator[dict[str, Any] | None]:
+) -> Iterator[None]:
     """Own `output_dir` for the run `identity` (see the module's docstring) while the block runs.
 
-    `record`: what run.json will hold besides the identity (the config, the inputs). Yields the
-    folder's earlier record when resuming the same run (None otherwise).
+    `record`: what run.json will hold besides the identity (the config, the inputs).
     """
     if resume and overwrite:
         raise UserValueError("--resume and --overwrite exclude each other; give one of them")
@@ -218,7 +217,7 @@ def claim_output_dir(
                 "status": "running",
             },
         )
-        yield earlier if resume else None
+        yield
 
 
 def check_same_run(output_dir: Path, earlier: dict[str, Any], identity: dict[str, Any]) -> None:

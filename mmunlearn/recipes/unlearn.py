@@ -18,7 +18,7 @@ from mmunlearn.evaluation.trajectory import rouge_by_role
 from mmunlearn.io import atomic_write_text
 from mmunlearn.losses.objective import Method
 from mmunlearn.models.loading import load_model, model_kind
-from mmunlearn.recipes.run_folder import claim_output_dir, mark_run, run_identity
+from mmunlearn.recipes.run_folder import claim_output_dir, mark_run, read_run, run_identity
 from mmunlearn.training.config import UnlearnConfig, method_of, to_dict
 from mmunlearn.training.run import train, world_size
 from mmunlearn.training.trainer import NonFiniteLoss
@@ -101,11 +101,14 @@ def unlearn(
         "world_size": world_size(),
     }
     main_process = int(os.environ.get("RANK", "0")) == 0  # the other processes write nothing
+    # read by every process before the main one claims the folder, so that all agree
+    complete = resume and (read_run(output_dir) or {}).get("status") == "complete"
     claim = claim_output_dir(output_dir, identity, record, resume, overwrite)
-    with claim if main_process else contextlib.nullcontext() as earlier:
-        if earlier is not None and earlier.get("status") == "complete":
+    with claim if main_process else contextlib.nullcontext():
+        if complete:  # and the same run: the claim checked
             log.info("%s: the run is complete; nothing left to train", output_dir)
-            mark_run(output_dir, "complete")
+            if main_process:
+                mark_run(output_dir, "complete")
             return output_dir / "model"
         if main_process:
             atomic_write_text(
