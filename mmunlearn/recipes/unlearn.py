@@ -102,7 +102,11 @@ def unlearn(
     }
     main_process = int(os.environ.get("RANK", "0")) == 0  # the other processes write nothing
     # read by every process before the main one claims the folder, so that all agree
-    complete = resume and (read_run(output_dir) or {}).get("status") == "complete"
+    complete = (
+        resume
+        and (read_run(output_dir) or {}).get("status") == "complete"
+        and (output_dir / "model" / "config.json").is_file()
+    )
     claim = claim_output_dir(output_dir, identity, record, resume, overwrite)
     with claim if main_process else contextlib.nullcontext():
         if complete:  # and the same run: the claim checked

@@ -4,6 +4,7 @@ Each row of `CASES` is one class (tests/bad_inputs/matrix.py says what a row che
 
 import errno
 import json
+import shutil
 
 import pytest
 import torch
@@ -283,3 +284,13 @@ def test_a_world_may_be_written_again_over_its_own_files(tmp_path):
     args = ["world", "--output-dir", str(tmp_path / "w"), "--n-forget", "2", "--n-retain", "4"]
     assert main(args) == 0
     assert main([*args, "--seed", "1"]) == 0
+
+
+def test_resuming_a_complete_run_whose_model_is_gone_rebuilds_it_from_the_last_checkpoint(
+    scene, capsys
+):
+    earlier_run(scene)
+    before = (scene.out / "model" / "model.safetensors").read_bytes()
+    shutil.rmtree(scene.out / "model")
+    assert main([*unlearn_argv(scene, "train.save_steps=2", method="ga"), "--resume"]) == 0
+    assert (scene.out / "model" / "model.safetensors").read_bytes() == before
