@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 from mmunlearn.data.example import Example
 from mmunlearn.data.jsonl import load_examples
@@ -69,6 +71,22 @@ def tiny_causal_lm(examples: list[Example], family: str = "gpt2", seed: int = 0)
     tokenizer = build_word_tokenizer(vocabulary_texts(examples, [FALLBACK_TEMPLATE]))
     config = TinyCausalLMConfig(family=family, width=32, layers=1, heads=2, max_positions=128)
     return LoadedModel(build_tiny_causal_lm(tokenizer, config), tokenizer, "causal_lm")
+
+
+def foreign_tokenizer() -> PreTrainedTokenizerFast:
+    """A tokenizer of another model, smaller than any tiny model's vocabulary: ordinary words
+    sit at the ids the tiny models use for <s> and </s> (1, 2), and its own end-of-text token
+    and image token are elsewhere (the mismatch `loading.check_compatible` must catch)."""
+    words = ["Who", "is", "this", "?", "<unk>", "<pad>", "<|endoftext|>", "<image>"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
 
 
 def png_bytes(color: tuple[int, int, int], size: int = 8) -> bytes:

@@ -168,12 +168,17 @@ def check_compatible(loaded: LoadedModel, source: str | Path) -> None:
     config = loaded.model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     generation = getattr(loaded.model, "generation_config", None)
+    special = set(tokenizer.all_special_ids) | {
+        i for i, token in tokenizer.added_tokens_decoder.items() if token.special
+    }
     for name in ("bos", "eos"):
         token_id = getattr(tokenizer, f"{name}_token_id")
         configured = _ids(getattr(text, f"{name}_token_id", None))
         if name == "eos":  # the end of an assistant turn may be listed beside the text's end
             configured |= _ids(getattr(generation, "eos_token_id", None))
-        if token_id is not None and configured and token_id not in configured:
+        # A chat model's config may name another of its tokenizer's special tokens (the end
+        # of a turn); ids that are ordinary words or no token at all mean another tokenizer.
+        if token_id is not None and configured and not configured <= special | {token_id}:
             raise ValueError(
                 f"{source}: the tokenizer's {name} token {getattr(tokenizer, f'{name}_token')!r} "
                 f"has id {token_id} but the model's config says {name}_token_id="

@@ -9,7 +9,7 @@ import pytest
 from matrix import Case, check_case, unlearn_argv
 from PIL import Image
 
-from mmunlearn.models.tiny import build_word_tokenizer
+from mmunlearn.testing import foreign_tokenizer
 
 OUTSIDE = ("leads outside the data folder", "allow_outside_images=true")
 
@@ -121,9 +121,7 @@ def smaller_foreign_tokenizer(scene):
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(scene.model)
-    processor.tokenizer = build_word_tokenizer(
-        ["Who is this?"], special_tokens=("<|endoftext|>",), eos_token="<|endoftext|>"
-    )
+    processor.tokenizer = foreign_tokenizer()
     processor.save_pretrained(scene.model)
     return unlearn_argv(scene)
 

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from mmunlearn.models.loading import load_model
-from mmunlearn.models.tiny import build_word_tokenizer
-from mmunlearn.testing import tiny_llava
+from mmunlearn.testing import foreign_tokenizer, tiny_llava
 
 
 @pytest.fixture()
@@ -25,17 +24,26 @@ def test_a_smaller_tokenizer_from_another_model_is_refused_by_its_special_ids(sa
     """Fewer tokens than the embedding has rows passes the size check; its end-of-text token
     is not the model's, so every label it writes would teach the wrong stop."""
     path, loaded = saved
-    other = build_word_tokenizer(
-        ["Who is this?"], special_tokens=("<|endoftext|>",), eos_token="<|endoftext|>"
-    )
+    other = foreign_tokenizer()
     assert len(other) < loaded.model.get_input_embeddings().num_embeddings
     loaded.processor.tokenizer = other
     loaded.processor.save_pretrained(path)
     with pytest.raises(ValueError) as info:
         load_model(path)
     message = str(info.value)
-    assert "eos token '<|endoftext|>' has id 5" in message and "eos_token_id=2" in message
+    assert "eos token '<|endoftext|>' has id 6" in message and "eos_token_id=2" in message
     assert "the processor does not belong to this model" in message
+
+
+def test_a_config_naming_another_special_token_of_the_tokenizer_as_eos_loads(saved):
+    """A chat model's config may end text at another special token of its own tokenizer (an
+    end-of-turn marker) than the tokenizer's eos; that is not a foreign tokenizer."""
+    path, _ = saved
+    config = json.loads((path / "config.json").read_text())
+    config["text_config"]["eos_token_id"] = 0  # <pad>: special in this tokenizer
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "generation_config.json").unlink()
+    assert load_model(path).tokenizer.eos_token_id == 2
 
 
 def test_an_image_token_id_that_is_not_the_processors_is_refused(saved):
