@@ -232,6 +232,9 @@ def truth_ratio(ctx: MetricContext) -> Result:
     }
 
 
+SHOT_PEOPLE = 2  # MLLMU-Bench shows two people's items to LLaVA (one to Idefics2)
+
+
 @metric("mcq_letter", settings=("roles",))
 def mcq_letter(ctx: MetricContext) -> Result:
     """Classification accuracy as MLLMU-Bench's eval.py scores it (`evaluate_classification`):
@@ -239,20 +242,26 @@ def mcq_letter(ctx: MetricContext) -> Result:
     give ONE letter representing the answer directly."; the reply's first character, upper-
     cased, must be the correct letter (anything else counts wrong). In [0, 1], chance 1/4;
     higher = remembers more (forget: lower is better). Records: those with
-    `meta.answer_letter` (MLLMU-Bench's classification items). Solved examples: the first two
-    text-only items of other people in the same split (MLLMU-Bench draws one or two people at
-    random, by model); image questions are asked zero-shot, since a prompt here carries one
-    image (MLLMU-Bench shows the solved examples' images too). Beside it, `mcq` scores the same
-    items by option likelihood.
+    `meta.answer_letter` (MLLMU-Bench's classification items). Solved examples: per split, the
+    text-only items of its first two people (MLLMU-Bench draws the people at random), whose
+    items are then not scored, as there. Image questions are asked zero-shot, since a prompt
+    here carries one image (MLLMU-Bench shows the solved examples' images too). Beside it,
+    `mcq` scores the same items by option likelihood.
     """
-    asked = [ex for ex in ctx.examples if ex.meta.get("answer_letter") and ex.options]
+    items = [ex for ex in ctx.examples if ex.meta.get("answer_letter") and ex.options]
+    shots = _letter_shots(items)
+    asked = [ex for ex in items if (ex.role, ex.entity) not in shots["people"]]
     if not asked:
         raise Missing("no classification item with lettered options (meta.answer_letter)")
-    shots_of = _letter_shots(asked)
     prompts = [
         dataclasses.replace(
             ex,
-            question=letter_prompt(ex.question, ex.options, _letters(ex), shots_of(ex)),
+            question=letter_prompt(
+                ex.question,
+                ex.options,
+                _letters(ex),
+                [] if ex.image is not None else shots["text"].get(ex.role, []),
+            ),
         )
         for ex in asked
     ]
@@ -269,27 +278,35 @@ def mcq_letter(ctx: MetricContext) -> Result:
                 "letter_correct": letter == ex.meta["answer_letter"],
             }
         )
-    return {"summary": summarise(rows, fields={"mcq_letter_acc": "letter_correct"}), "rows": rows}
+    return {
+        "summary": summarise(rows, fields={"mcq_letter_acc": "letter_correct"}),
+        "shot_people": sorted(f"{role}/{entity}" for role, entity in shots["people"]),
+        "rows": rows,
+    }
 
 
 def _letters(ex: Example) -> list[str]:
     return list(ex.meta.get("option_letters") or "ABCDEFGH"[: len(ex.options)])
 
 
-def _letter_shots(asked: list[Example]) -> Any:
-    """example → up to two solved text-only items of other people in its split."""
-    text = [ex for ex in asked if ex.image is None]
-
-    def shots(ex: Example) -> list[tuple[str, tuple[str, ...], str]]:
-        if ex.image is not None:
-            return []
-        others = [o for o in text if o.role == ex.role and o.entity != ex.entity]
-        chosen: dict[str, Example] = {}
-        for other in others:
-            chosen.setdefault(other.entity, other)
-        return [(o.question, o.options, o.meta["answer_letter"]) for o in list(chosen.values())[:2]]
-
-    return shots
+def _letter_shots(items: list[Example]) -> dict[str, Any]:
+    """Per split (role): its first `SHOT_PEOPLE` people with text-only items — when others
+    remain to be scored — and their text items as (question, options, letter)."""
+    people: set[tuple[str, str]] = set()
+    text: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
+    for role in dict.fromkeys(ex.role for ex in items):
+        split = [ex for ex in items if ex.role == role]
+        with_text = list(dict.fromkeys(ex.entity for ex in split if ex.image is None))
+        if len(dict.fromkeys(ex.entity for ex in split)) <= SHOT_PEOPLE:
+            continue  # nobody would be left to score: zero-shot
+        chosen = set(with_text[:SHOT_PEOPLE])
+        people |= {(role, entity) for entity in chosen}
+        text[role] = [
+            (ex.question, ex.options, ex.meta["answer_letter"])
+            for ex in split
+            if ex.entity in chosen and ex.image is None
+        ]
+    return {"people": people, "text": text}
 
 
 @metric("tofu", needs=("generation",))

@@ -194,19 +194,23 @@ def test_mllmu_kinds_go_to_their_own_metrics(tmp_path, monkeypatch):
     assert results["generation"]["n_not_generation"] == 4
     assert cloze == ["Ann Vale works as a [Blank]"]
     assert {"cloze_acc", "cloze_contains"} <= set(results["cloze"]["summary"]["forget"])
-    # Ann's question shows two solved items of the other people, then her own, lettered
-    assert letters[0] == letter_prompt(
-        "what is the job of Ann Vale",
-        ("baker", "pilot", "judge", "singer"),
-        "ABCD",
-        shots=[
-            ("what is the job of Bo Kerr", ("baker", "pilot", "judge", "singer"), "A"),
-            ("what is the job of Cy Dunn", ("baker", "pilot", "judge", "singer"), "C"),
-        ],
-    )
+    # the split's first two people are the solved examples and are not scored; Cy's question
+    # shows their items, then his own, lettered
+    assert results["mcq_letter"]["shot_people"] == ["forget/Ann Vale", "forget/Bo Kerr"]
+    assert letters == [
+        letter_prompt(
+            "what is the job of Cy Dunn",
+            ("baker", "pilot", "judge", "singer"),
+            "ABCD",
+            shots=[
+                ("what is the job of Ann Vale", ("baker", "pilot", "judge", "singer"), "B"),
+                ("what is the job of Bo Kerr", ("baker", "pilot", "judge", "singer"), "A"),
+            ],
+        )
+    ]
     rows = results["mcq_letter"]["rows"]
     assert [r["letter_correct"] for r in rows] == [r["letter"] == r["answer_letter"] for r in rows]
-    assert results["mcq_letter"]["summary"]["forget"]["n"] == 3
+    assert results["mcq_letter"]["summary"]["forget"]["n"] == 1
 
 
 def test_clear_real_faces_and_world_stand_for_tofus_real_authors_and_world_facts(tmp_path):
