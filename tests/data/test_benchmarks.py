@@ -42,7 +42,7 @@ def test_every_name_is_listed_with_its_options():
         "questions_per_author",
         "idk_seed",
     ]
-    assert benchmark_options("mmunlearn_jsonl") == {}
+    assert list(benchmark_options("mmunlearn_jsonl")) == ["allow_outside_images"]
 
 
 def test_project_jsonl_and_melu_load_through_the_entry_point(world_dir, examples, tmp_path):
