@@ -1,6 +1,7 @@
 """Model and processor checks at load time: a mismatch fails before any data is encoded."""
 
 import json
+import shutil
 
 import pytest
 
@@ -8,10 +9,19 @@ from mmunlearn.models.loading import load_model
 from mmunlearn.testing import foreign_tokenizer, tiny_llava
 
 
-@pytest.fixture()
-def saved(examples, tmp_path):
+@pytest.fixture(scope="module")
+def saved_once(examples, tmp_path_factory):
     loaded = tiny_llava(examples)
-    loaded.save(tmp_path / "model")
+    path = tmp_path_factory.mktemp("loading") / "model"
+    loaded.save(path)
+    return path, loaded
+
+
+@pytest.fixture()
+def saved(saved_once, tmp_path):
+    """A private copy of the saved tiny LLaVA, and the model it was saved from."""
+    path, loaded = saved_once
+    shutil.copytree(path, tmp_path / "model")
     return tmp_path / "model", loaded
 
 
@@ -23,11 +33,14 @@ def test_the_saved_tiny_model_loads(saved):
 def test_a_smaller_tokenizer_from_another_model_is_refused_by_its_special_ids(saved):
     """Fewer tokens than the embedding has rows passes the size check; its end-of-text token
     is not the model's, so every label it writes would teach the wrong stop."""
+    from transformers import AutoProcessor
+
     path, loaded = saved
     other = foreign_tokenizer()
     assert len(other) < loaded.model.get_input_embeddings().num_embeddings
-    loaded.processor.tokenizer = other
-    loaded.processor.save_pretrained(path)
+    processor = AutoProcessor.from_pretrained(path)
+    processor.tokenizer = other
+    processor.save_pretrained(path)
     with pytest.raises(ValueError) as info:
         load_model(path)
     message = str(info.value)
