@@ -157,6 +157,13 @@ def main() -> None:
     )
     parser.add_argument("--anchors", default="data/real_knowledge/anchors/harry_potter.json")
     parser.add_argument("--fluency-text", default="data/real_knowledge/corpus/general_heldout.txt")
+    parser.add_argument(
+        "--answers",
+        choices=("reference", "own"),
+        default="reference",
+        help="train on the data's short reference answers, or on the base's own greedy answers "
+        "to the rows it knows (its style kept; see the retain_only control)",
+    )
     args = parser.parse_args()
     out = Path(args.output_dir)
     known_dir = out / "known"
@@ -166,13 +173,6 @@ def main() -> None:
     known = json.loads((known_dir / "known.json").read_text())
     generation_rows = load_examples(known_dir / "generation")
     likelihood_rows = load_examples(known_dir / "likelihood")
-    train_dir = known_dir / "generation"
-    if args.forget_rows == "all":  # the whole subject is forgotten; kept rows stay the known ones
-        train_dir = out / "train"
-        rows = [ex for ex in load_examples(args.data) if ex.role == "forget"]
-        rows += [ex for ex in generation_rows if ex.role != "forget"]
-        for role in sorted({ex.role for ex in rows}):
-            save_examples(train_dir / f"{role}.jsonl", [ex for ex in rows if ex.role == role])
     fluency_text = Path(args.fluency_text)
 
     results_path = out / "results.json"
@@ -194,6 +194,7 @@ def main() -> None:
 
     if "base" not in results:
         record("base", base, None)
+    train_dir = training_rows(args, out, known_dir, generation_rows)
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         if method in results:
             continue
@@ -206,6 +207,30 @@ def main() -> None:
         seconds = round(time.perf_counter() - begin, 1)
         record(method, load_model(path), seconds)
     write_table(out, results, known, args)
+
+
+def training_rows(
+    args: argparse.Namespace, out: Path, known_dir: Path, generation_rows: list
+) -> Path:
+    """The folder every method trains on: the known rows, or (`--forget-rows all`) the subject's
+    every question with the known kept rows; with `--answers own`, each row the base answered
+    carries the base's own greedy answer instead of the short reference, so the terms train on
+    the model's own style ("The capital of the Netherlands is Amsterdam.") rather than teaching
+    it to answer in one word."""
+    if args.forget_rows == "known" and args.answers == "reference":
+        return known_dir / "generation"
+    rows = list(generation_rows)
+    if args.forget_rows == "all":
+        rows = [ex for ex in load_examples(args.data) if ex.role == "forget"]
+        rows += [ex for ex in generation_rows if ex.role != "forget"]
+    if args.answers == "own":
+        lines = (out / "predictions" / "base.jsonl").read_text().splitlines()
+        own = {row["id"]: row["prediction"].strip() for row in map(json.loads, lines)}
+        rows = [dataclasses.replace(ex, answer=own[ex.id]) if own.get(ex.id) else ex for ex in rows]
+    train_dir = out / "train"
+    for role in sorted({ex.role for ex in rows}):
+        save_examples(train_dir / f"{role}.jsonl", [ex for ex in rows if ex.role == role])
+    return train_dir
 
 
 def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace) -> None:
@@ -250,7 +275,7 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
         f"Known rows (asked / by generation / by likelihood): {json.dumps(counts)}",
         f"Model {args.model}; LoRA rank {args.lora_rank}, {args.steps} steps, lr {args.lr}, "
         f"batch {args.batch_size} forget + {args.batch_size} retain; forget rows trained on: "
-        f"{args.forget_rows}; "
+        f"{args.forget_rows}; answers trained on: {args.answers}; "
         f"{datetime.date.today()}, {records.machine()}; `python scripts/real_knowledge.py`.",
     ]
     records.write_table(out / "table.md", header, rows, footer)

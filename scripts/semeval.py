@@ -254,10 +254,12 @@ def main() -> None:
         load_semeval(args.data), args.max_items, args.max_docs, args.seed
     )
     print(f"{len(items)} items, {len(members)} member and {len(nonmembers)} nonmember documents")
-    timings: dict[str, float] = {}
+    # each model's training time, kept so that a rerun scores saved models without retraining
+    timings_file = out / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     begin = time.perf_counter()
     base_path = train_base(args, items, members, nonmembers, out)
-    timings["base"] = time.perf_counter() - begin
+    timings.setdefault("base", time.perf_counter() - begin)
     models = {"base": score(load_model(base_path), items, members, nonmembers)}
     print(
         f"base: hmean {fmt(models['base']['harmonic_mean'])}, MIA AUC {models['base']['mia']['auc']:.3f}"
@@ -275,10 +277,14 @@ def main() -> None:
             seed=args.seed,
             **lora_settings(args, rank=8),
         )
-        result = train(
-            load_model(base_path), build_method(name), by_role, config, out / name, progress=False
-        )
-        timings[name] = time.perf_counter() - begin
+        saved = out / name / "model"
+        if (saved / "config.json").is_file() and name in timings:  # scored again, not retrained
+            log.info("%s found: %s", name, saved)
+            result = load_model(saved)
+        else:
+            result = train(load_model(base_path), build_method(name), by_role, config, out / name)
+            timings[name] = time.perf_counter() - begin
+            atomic_write_json(out / "timings.json", timings)
         models[name] = score(result, items, members, nonmembers)
         print(
             f"{name}: hmean {fmt(models[name]['harmonic_mean'])}, MIA AUC {models[name]['mia']['auc']:.3f}"
