@@ -134,6 +134,8 @@ def attack_second_image(ctx: MetricContext) -> Result:
     """Attack: a cross-image question, a second image in the context of each image question.
     Needs prompts with several images; the prompt encoder renders one image per question, so
     this attack is reported as missing with that reason until it does."""
+    if not any(ex.image is not None for ex in suite_metrics._forget(ctx)):
+        raise Missing("no image+text forget question")
     raise Missing("the prompt encoder renders one image per question (no multi-image prompts)")
 
 

@@ -350,10 +350,8 @@ def plot_forget_retain(report: dict[str, Any], path: str | os.PathLike) -> None:
     Good unlearning moves left (forgets) without moving down (keeps the rest); arrows start at
     "base", and "oracle" (retrained without the forget set) marks the target.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A pyplot-free Figure: no backend is switched, so a notebook's inline plots keep working.
+    from matplotlib.figure import Figure
 
     points = {
         name: (summary["forget"]["rouge_l"], summary["retain"]["rouge_l"])
@@ -361,46 +359,44 @@ def plot_forget_retain(report: dict[str, Any], path: str | os.PathLike) -> None:
         if "forget" in summary and "retain" in summary
     }
     markers = {"base": ("s", "black"), "oracle": ("*", "tab:green")}
-    fig, ax = plt.subplots(figsize=(5, 5))
-    try:
-        for name, (x, y) in points.items():
-            marker, color = markers.get(name, ("o", "tab:blue"))
-            ax.scatter(
-                x,
-                y,
-                marker=marker,
-                color=color,
-                s=120 if marker == "*" else 50,
-                zorder=3,
-            )
-            ax.annotate(name, (x, y), xytext=(5, 5), textcoords="offset points")
-            if "base" in points and name not in markers:
-                ax.annotate(
-                    "",
-                    xy=(x, y),
-                    xytext=points["base"],
-                    arrowprops={"arrowstyle": "->", "color": "gray", "alpha": 0.7},
-                )
-        ax.set(
-            xlim=(0, 1.05),
-            ylim=(0, 1.05),
-            xlabel="forget ROUGE-L",
-            ylabel="retain ROUGE-L",
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    for name, (x, y) in points.items():
+        marker, color = markers.get(name, ("o", "tab:blue"))
+        ax.scatter(
+            x,
+            y,
+            marker=marker,
+            color=color,
+            s=120 if marker == "*" else 50,
+            zorder=3,
         )
-        ax.set_title("Forget vs retain ROUGE-L (lower x, higher y is better)")
-        ax.grid(alpha=0.3)
+        ax.annotate(name, (x, y), xytext=(5, 5), textcoords="offset points")
+        if "base" in points and name not in markers:
+            ax.annotate(
+                "",
+                xy=(x, y),
+                xytext=points["base"],
+                arrowprops={"arrowstyle": "->", "color": "gray", "alpha": 0.7},
+            )
+    ax.set(
+        xlim=(0, 1.05),
+        ylim=(0, 1.05),
+        xlabel="forget ROUGE-L",
+        ylabel="retain ROUGE-L",
+    )
+    ax.set_title("Forget vs retain ROUGE-L (lower x, higher y is better)")
+    ax.grid(alpha=0.3)
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    finally:
-        plt.close(fig)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_report(report: dict[str, Any], directory: str | os.PathLike) -> dict[str, Path]:
@@ -427,12 +423,10 @@ def plot_trajectories(
     trajectories: dict[str, list[dict[str, Any]]], path: str | os.PathLike
 ) -> None:
     """Forget (solid) and retain (dashed) ROUGE-L against training step, one colour per method."""
-    import matplotlib
+    from matplotlib.figure import Figure  # pyplot-free, as in plot_forget_retain
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     for i, (name, points) in enumerate(sorted(trajectories.items())):
         if not points:
             continue
@@ -451,5 +445,4 @@ def plot_trajectories(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     os.replace(tmp, path)

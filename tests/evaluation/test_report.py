@@ -6,6 +6,7 @@ from mmunlearn.evaluation.report import (
     build_report,
     merge_reports,
     plot_forget_retain,
+    plot_trajectories,
     render_markdown,
     write_predictions,
     write_report,
@@ -68,6 +69,21 @@ def test_plot_writes_png_without_leftovers(report, tmp_path):
     plot_forget_retain(report, path)
     assert path.read_bytes().startswith(PNG_SIGNATURE)
     assert [p.name for p in tmp_path.iterdir()] == ["plot.png"]
+
+
+def test_plots_leave_the_matplotlib_backend_alone(report, tmp_path):
+    """A notebook's inline backend survives a run that writes its plots."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # a backend no plot function would pick
+    try:
+        plot_forget_retain(report, tmp_path / "plot.png")
+        plot_trajectories({"vgid": [{"step": 0, "forget": 1.0, "retain": 1.0}]}, tmp_path / "t.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "t.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_write_report_writes_three_files(report, tmp_path):
