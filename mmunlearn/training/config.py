@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers import SchedulerType
 
 from mmunlearn.components import build_component
 from mmunlearn.losses.fused import check_backend
@@ -63,6 +65,21 @@ class TrainConfig:
             raise ValueError(f"train.batch_size={self.batch_size} must be >= 1")
         if not 0 < self.lr < float("inf"):
             raise ValueError(f"train.lr={self.lr} must be a finite number > 0")
+        if not 0 <= self.weight_decay < float("inf"):
+            raise ValueError(f"train.weight_decay={self.weight_decay} must be a finite number >= 0")
+        for name in ("warmup_steps", "save_steps", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name}={getattr(self, name)} must be >= 0")
+        if self.logging_steps < 1:
+            raise ValueError(f"train.logging_steps={self.logging_steps} must be >= 1")
+        schedulers = [kind.value for kind in SchedulerType]
+        if self.scheduler not in schedulers:
+            close = difflib.get_close_matches(self.scheduler, schedulers, n=1)
+            hint = f" — did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"train.scheduler={self.scheduler!r} is not a learning-rate schedule{hint} "
+                f"(known: {', '.join(schedulers)})"
+            )
         lora_target(self.lora_scope)  # raises ValueError naming the scope
         if self.full_scope:
             full_scope_parameters(self.full_scope)

@@ -110,6 +110,18 @@ CASES = [
         ("train.lr=0.0", "finite number > 0"),
     ),
     Case(
+        "a misspelled scheduler",
+        lambda scene: unlearn_argv(scene, "train.scheduler=cosinee"),
+        2,
+        ("train.scheduler='cosinee'", "did you mean 'cosine'"),
+    ),
+    Case(
+        "negative warmup",
+        lambda scene: unlearn_argv(scene, "train.warmup_steps=-1"),
+        2,
+        ("train.warmup_steps=-1 must be >= 0",),
+    ),
+    Case(
         "malformed YAML config",
         lambda scene: config_file(scene, "train: {steps: 2\nmethod: ga\n"),
         2,
