@@ -54,7 +54,7 @@ def noised(examples: list, out: Path, draw: int, size: int) -> list:
     for ex in examples:
         path = out / f"draw{draw}" / f"{Path(ex.image).stem}.png"
         if not path.is_file():
-            rng = random.Random(f"{draw}:{ex.image}")
+            rng = random.Random(f"{draw}:{Path(ex.image).name}")  # the same noise in any folder
             pixels = bytes(rng.randrange(256) for _ in range(size * size * 3))
             atomic_save_image(path, Image.frombytes("RGB", (size, size), pixels))
         result.append(dataclasses.replace(ex, image=str(path)))
