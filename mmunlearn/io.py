@@ -44,6 +44,11 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, text + "\n")
 
 
+def json_line(obj: Any) -> str:
+    """One strict JSON line (a JSONL row): see `finite_json`."""
+    return json.dumps(finite_json(obj), ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def finite_json(obj: Any) -> Any:
     """`obj` with each NaN or infinite float replaced by null. In a mapping the reason goes
     beside it: `{"auc": nan}` becomes `{"auc": null, "not_finite": {"auc": "nan"}}`."""

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mmunlearn.io import atomic_write_json
+from mmunlearn.io import atomic_write_json, json_line
 
 
 def strict_loads(text):
@@ -35,3 +35,9 @@ def test_finite_values_are_written_as_they_are(tmp_path):
     assert strict_loads(path.read_text()) == values
     with pytest.raises(ValueError, match="not strict JSON"):
         strict_loads('{"a": NaN}')
+
+
+def test_a_jsonl_row_is_strict_json_on_one_line():
+    line = json_line({"question": "Où?", "rouge": float("nan")})
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    assert strict_loads(line) == {"question": "Où?", "rouge": None, "not_finite": {"rouge": "nan"}}

@@ -11,7 +11,6 @@ Every dropped row is recorded with its prediction and the test it failed (`dropp
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from mmunlearn.evaluation.generate import DEFAULT_MAX_NEW_TOKENS, generate_answe
 from mmunlearn.evaluation.likelihood import pick_option
 from mmunlearn.evaluation.metrics import fact_correct
 from mmunlearn.evaluation.scoring import Query, score_answers
-from mmunlearn.io import atomic_write_json, atomic_write_text
+from mmunlearn.io import atomic_write_json, atomic_write_text, json_line
 from mmunlearn.models.loading import LoadedModel
 
 TESTS = ("generation", "likelihood")
@@ -109,7 +108,7 @@ def write_known(checks: Sequence[Known], output_dir: str | Path) -> dict[str, An
         for k in checks
         if not all(k.passed(test) for test in TESTS)
     ]
-    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in dropped)
+    lines = "".join(json_line(row) for row in dropped)
     atomic_write_text(output_dir / "dropped.jsonl", lines)
     atomic_write_json(output_dir / "known.json", summary)
     return summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -11,7 +10,7 @@ from typing import Any
 
 from mmunlearn.data.example import MODALITIES
 from mmunlearn.evaluation.mia import ATTACKS
-from mmunlearn.io import atomic_write_json, atomic_write_text
+from mmunlearn.io import atomic_write_json, atomic_write_text, json_line
 
 # The splits every report shows, in this order (also what `evaluate` scores by default).
 SPLITS = ("forget", "test", "retain", "neighbor", "general", "holdout")
@@ -416,7 +415,7 @@ def write_report(report: dict[str, Any], directory: str | os.PathLike) -> dict[s
 
 def write_predictions(rows: Iterable[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write per-question rows (from `score_predictions`) as JSON lines."""
-    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    atomic_write_text(path, "".join(json_line(row) for row in rows))
 
 
 def plot_trajectories(
