@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import re
 import time
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from mmunlearn.data.jsonl import load_examples
 from mmunlearn.data.world import WorldConfig, build_world, save_world
 from mmunlearn.evaluation.evaluate import evaluate
 from mmunlearn.evaluation.generate import generate_answers
-from mmunlearn.evaluation.metrics import score_predictions, summarise
+from mmunlearn.evaluation.metrics import GENERATION_FIELDS, score_predictions, summarise
 from mmunlearn.io import atomic_write_json, default_cache_dir
 from mmunlearn.models.families import pixel_bounds
 from mmunlearn.models.loading import LoadedModel, load_model
@@ -89,10 +90,22 @@ def teacher_summary(loaded: LoadedModel, rows: list, noise: bool, instruction: b
         transform_pixels=noised if noise else None,
         system_of=(lambda ex: INSTRUCTION.format(entity=ex.entity)) if instruction else None,
     )
-    return summarise(score_predictions(rows, predictions))
+    scored = score_predictions(rows, predictions)
+    for row in scored:
+        row["refuses"] = REFUSAL.search(row["prediction"]) is not None
+    summary = summarise(scored, fields={**GENERATION_FIELDS, "refusal": "refuses"})
+    summary["answers"] = [(row["answer"], row["prediction"]) for row in scored[:6]]
+    return summary
 
 
-TEACHER_INPUTS = {"noise": (True, False), "instruction": (False, True), "both": (True, True)}
+TEACHER_INPUTS = {
+    "plain": (False, False),
+    "noise": (True, False),
+    "instruction": (False, True),
+    "both": (True, True),
+}
+# an answer that declines ("I don't know", "I'm sorry, I cannot ...")
+REFUSAL = re.compile(r"\b(know|sorry|cannot|can't|unable|not sure|no information)\b", re.I)
 
 
 def stage_seconds(model_dir: Path) -> dict[str, float]:
@@ -150,11 +163,13 @@ def main() -> None:
         print(name, {f"{s} {m}": value(summary, s, m) for s, m in COLUMNS}, seconds, flush=True)
 
     models = {}
+    start = time.time()
     for which in ("base", "oracle") if args.oracle else ("base",):
         begin = time.perf_counter()
         models[which] = world_model(world, which, cache, recipe, progress=False)
         if which not in results:
-            wall = {"wall": round(time.perf_counter() - begin, 1)}
+            trained = (models[which].parent / "train_log.json").stat().st_mtime > start
+            wall = {"wall": round(time.perf_counter() - begin, 1)} if trained else {}
             record(which, models[which], {**stage_seconds(models[which]), **wall})
     if args.teacher_probe:
         probed = results.setdefault("teacher_probe", {})
@@ -214,12 +229,21 @@ def write_table(out: Path, results: dict, args: argparse.Namespace, recipe) -> N
     probed = results.get("teacher_probe", {})
     if probed:
         columns = [(s, m) for s in ("forget", "retain") for m in ("image", "text")]
-        lines = ["| base answering as | " + " | ".join(f"{s} {m}" for s, m in columns) + " |"]
-        lines.append("|" + "---|" * (len(columns) + 1))
-        for name, summary in {"plain (the base)": base, **probed}.items():
-            cells = [value(summary, s, m) for s, m in columns]
-            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
-        footer += ["", "The teachers (`--teacher-probe`): ROUGE-L of the base's own answers.", ""]
+        names = [f"{s} {m}" for s, m in columns]
+        lines = ["| base answering as | " + " | ".join(names + [f"{n} refusals" for n in names])]
+        lines[0] += " |"
+        lines.append("|" + "---|" * (2 * len(columns) + 1))
+        for name, summary in probed.items():
+            nodes = [summary[s]["by_modality"][m] for s, m in columns]
+            cells = [f"{n['rouge_l']:.3f}" for n in nodes] + [f"{n['refusal']:.2f}" for n in nodes]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        footer += [
+            "",
+            "The teachers (`--teacher-probe`, no training): ROUGE-L of the base's own greedy "
+            "answers under each teacher's inputs, and the share of answers that decline "
+            "(know / sorry / cannot / unable / not sure / no information).",
+            "",
+        ]
         footer += lines
     records.write_table(out / "table.md", header, rows, footer)
 
