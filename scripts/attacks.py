@@ -6,8 +6,7 @@ Usage: python scripts/attacks.py [--run runs/compare_all] [--methods vgid,npo,..
 
 Reads the models of a `mmunlearn compare` run (its report.json names them; `scripts/compare_all.py`
 makes one with every method) and evaluates each with the generation metric, every attack of
-`mmunlearn.evaluation.attack_metrics.ATTACKS` and the `robustness` summary, the run's oracle the
-reference. Writes OUTPUT_DIR/attacks.md: per model and attack, the forget score recovered ABOVE
+`attack_metrics.ROBUSTNESS_ATTACKS` and the `robustness` summary, the run's oracle the reference. Writes OUTPUT_DIR/attacks.md: per model and attack, the forget score recovered ABOVE
 the oracle's recovery under the same attack (the oracle's row: its own recovery), the date and
 the machine. Results are cached per metric in OUTPUT_DIR/metrics, so a rerun is quick.
 """
@@ -23,7 +22,7 @@ from pathlib import Path
 from records import machine, write_table
 
 from mmunlearn.demo import WORLD_ANSWER_TOKENS
-from mmunlearn.evaluation.attack_metrics import ATTACKS
+from mmunlearn.evaluation.attack_metrics import ROBUSTNESS_ATTACKS
 from mmunlearn.evaluation.evaluate import evaluate_models
 
 
@@ -54,7 +53,7 @@ def main() -> None:
         models,
         run / "world",
         args.output_dir,
-        metrics=["generation", *ATTACKS, "robustness"],
+        metrics=["generation", *ROBUSTNESS_ATTACKS, "robustness"],
         settings={"max_new_tokens": WORLD_ANSWER_TOKENS},
         progress=False,
     )
@@ -63,10 +62,10 @@ def main() -> None:
     # an attack no model could take is left out of the table; the footer says why
     shown = [
         a
-        for a in ATTACKS
+        for a in ROBUSTNESS_ATTACKS
         if any("missing" not in r["robustness"]["probes"][a] for r in metrics.values())
     ]
-    header = ["model", "forget ROUGE-L", *(ATTACKS[a] for a in shown)]
+    header = ["model", "forget ROUGE-L", *(ROBUSTNESS_ATTACKS[a] for a in shown)]
     rows = []
     for name, results in metrics.items():
         probes = results["robustness"]["probes"]
@@ -75,7 +74,7 @@ def main() -> None:
             [name, f"{forget:.3f}", *(cell(probes.get(a), name == "oracle") for a in shown)]
         )
     missing = {
-        ATTACKS[a]: p["missing"]
+        ROBUSTNESS_ATTACKS[a]: p["missing"]
         for r in metrics.values()
         for a, p in r["robustness"]["probes"].items()
         if "missing" in p

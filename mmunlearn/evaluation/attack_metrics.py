@@ -211,7 +211,7 @@ def attack_linear_probe(ctx: MetricContext) -> Result:
 
 # Every attack of the robustness summary, with the label the report gives it (the probes of
 # `suite_metrics` first: they were the suite's first attacks).
-ATTACKS = {
+ROBUSTNESS_ATTACKS = {
     "probe_paraphrase": "paraphrased question",
     "probe_noise": "noised image",
     "probe_prompt": "in-context prompt removed",
@@ -226,7 +226,10 @@ ATTACKS = {
 
 
 @metric(
-    "robustness", settings=("recover_threshold",), needs=tuple(ATTACKS), oracle_needs=tuple(ATTACKS)
+    "robustness",
+    settings=("recover_threshold",),
+    needs=tuple(ROBUSTNESS_ATTACKS),
+    oracle_needs=tuple(ROBUSTNESS_ATTACKS),
 )
 def robustness(ctx: MetricContext) -> Result:
     """Which attacks recover forgotten facts and by how much, against the oracle: each attack's
@@ -237,7 +240,7 @@ def robustness(ctx: MetricContext) -> Result:
     an oracle: recovered) exceeds `recover_threshold`. Lower is better; 0 = no more than a model
     that never saw the forget set gives up."""
     table = {}
-    for name, label in ATTACKS.items():
+    for name, label in ROBUSTNESS_ATTACKS.items():
         result = ctx.own(name)
         if "missing" in result:
             table[name] = {"probe": label, "missing": result["missing"]}

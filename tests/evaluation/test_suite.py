@@ -7,7 +7,7 @@ import logging
 import pytest
 
 import mmunlearn.evaluation.suite_metrics as suite_module
-from mmunlearn.evaluation.attack_metrics import ATTACKS
+from mmunlearn.evaluation.attack_metrics import ROBUSTNESS_ATTACKS
 from mmunlearn.evaluation.probes import RelearnConfig
 from mmunlearn.evaluation.scoring import AnswerScore
 from mmunlearn.evaluation.suite import ALL_METRICS, EvalModel, EvalSettings, Suite
@@ -130,7 +130,7 @@ def test_every_metric_runs_and_relative_ones_use_the_oracle(saved, few, examples
     assert results["forget_quality"]["ks_statistic"] == 0.0
     assert all(v == pytest.approx(0.0) for v in results["privleak"]["privleak"].values())
     probes = results["robustness"]["probes"]
-    assert set(probes) == set(ATTACKS)
+    assert set(probes) == set(ROBUSTNESS_ATTACKS)
     assert results["robustness"]["against_oracle"]
     for name, probe in probes.items():
         if name == "attack_second_image":
