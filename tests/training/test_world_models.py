@@ -72,6 +72,8 @@ def test_a_pretrained_lm_is_fine_tuned_on_the_world_with_lora_and_cached(
 def test_a_llava_on_an_lm_trains_in_two_stages_and_is_cached(world_dir, examples, tmp_path):
     """Stage 1 moves the vision tower and projector only, the LM frozen; stage 2 moves the LM
     (LoRA, merged) and the projector, not the vision tower."""
+    import shutil
+
     import torch
 
     from mmunlearn.models.llava_on_lm import VisionTowerConfig, build_llava_on_lm
@@ -105,6 +107,13 @@ def test_a_llava_on_an_lm_trains_in_two_stages_and_is_cached(world_dir, examples
     assert any(not torch.equal(aligned[k], final[k]) for k in start if "multi_modal" in k)
     assert any(not torch.equal(aligned[k], final[k]) for k in start if "layers" in k)
     assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) == path
+    # a run stopped during stage 2 continues from the saved stage 1 instead of aligning again
+    stage1_log = path.parent / "stage1" / "train_log.json"
+    aligned_at = stage1_log.stat().st_mtime_ns
+    shutil.rmtree(path)
+    assert world_model(world_dir, "base", tmp_path / "cache", config, progress=False) == path
+    assert stage1_log.stat().st_mtime_ns == aligned_at
+    assert (path / "config.json").is_file()
 
 
 def test_the_oracle_aligns_without_the_forget_portraits(examples):
