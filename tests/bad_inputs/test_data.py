@@ -6,7 +6,7 @@ Each row of `CASES` is one class (tests/bad_inputs/matrix.py says what a row che
 import json
 
 import pytest
-from matrix import Case, check_case, unlearn_argv
+from matrix import Case, check_case, eval_argv, unlearn_argv
 from PIL import Image
 
 from mmunlearn.testing import foreign_tokenizer
@@ -30,6 +30,11 @@ def image_at(path_of):
         return unlearn_argv(scene)
 
     return build
+
+
+def eval_image_outside(scene):
+    edit_row(scene, "forget", 0, image="../model/config.json")
+    return eval_argv(scene)
 
 
 def symlink_out(scene):
@@ -142,6 +147,7 @@ CASES = [
     Case("image: '..' to a file", image_at(lambda s: "../model/config.json"), 2, OUTSIDE),
     Case("image: '..' to nothing", image_at(lambda s: "../nothing.png"), 2, OUTSIDE),
     Case("image: symlink out", symlink_out, 2, OUTSIDE),
+    Case("image: '..' read by eval", eval_image_outside, 2, OUTSIDE),
     # formats are an allow-list read from the contents; a pixel cap before decoding
     Case("image: EPS named .png", image_file(eps), 2, ("forget.jsonl, row 1", "allowed format")),
     Case(
@@ -221,3 +227,14 @@ def test_images_outside_the_folder_say_the_same_whether_or_not_they_exist(scene,
         row = forget_row(scene)
         messages.append(err.replace(repr(row["image"]), "<image>"))
     assert messages[0] == messages[1] and messages[2] == messages[3]
+
+
+def test_the_opt_out_lets_a_run_use_images_outside_the_folder(scene, capsys):
+    from mmunlearn.cli import main
+
+    outside = scene.tmp / "elsewhere.png"
+    outside.write_bytes((scene.world / "images" / "p000.png").read_bytes())
+    edit_row(scene, "forget", 0, image=str(outside))
+    argv = [*unlearn_argv(scene), "--data-option", "allow_outside_images=true"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (scene.out / "model" / "config.json").is_file()
