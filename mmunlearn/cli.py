@@ -49,6 +49,18 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_world_run(parser: argparse.ArgumentParser, output_dir: str) -> None:
+    """The options of a run on the synthetic world's cached base (compare, sweep)."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-dir", default=output_dir)
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny world and short training (smoke test)"
+    )
+    parser.add_argument(
+        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
+    )
+
+
 def _data_options(items: list[str]) -> dict[str, str]:
     options = {}
     for item in items:
@@ -101,14 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="comma-separated, e.g. vgid,ga,npo (see `mmunlearn list methods`)",
     )
-    cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--output-dir", default="runs/compare")
-    cmp.add_argument(
-        "--quick", action="store_true", help="a tiny world and short training (smoke test)"
-    )
-    cmp.add_argument(
-        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
-    )
+    _add_world_run(cmp, "runs/compare")
     cmp.add_argument(
         "--set",
         action="append",
@@ -157,14 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument(
         "--tolerance", type=float, default=0.05, help="the rule's allowed retain drop (0.05)"
     )
-    swp.add_argument("--seed", type=int, default=0)
-    swp.add_argument("--output-dir", default="runs/sweep")
-    swp.add_argument(
-        "--quick", action="store_true", help="a tiny world and short training (smoke test)"
-    )
-    swp.add_argument(
-        "--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache/mmunlearn)"
-    )
+    _add_world_run(swp, "runs/sweep")
 
     world = sub.add_parser(
         "world",
