@@ -36,6 +36,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -103,10 +104,12 @@ def _cell(r: dict, name: str | None, value: float | None) -> str:
 
 
 def markdown_table(report: dict) -> str:
-    """The README's Performance table from a results file: one column per baseline."""
-    header = ["bench", "comparison", "naive", *PEER_COLUMNS.values(), "engine", "× vs naive",
-              "× vs best peer", "checked / caveat"]  # fmt: skip
+    """The README's Performance table from a results file: one column per baseline, then for
+    each bench its shapes with their precision, what was checked and what a ratio depends on."""
+    header = ["bench", "metric", "token budget", "naive", *PEER_COLUMNS.values(), "engine",
+              "× vs naive", "× vs best peer"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    notes: dict[tuple, None] = {}
     for r in report["rows"]:
         spreads = r["spreads"]
         engine_key = next((k for k in spreads if k.startswith("engine")), "engine")
@@ -116,15 +119,16 @@ def markdown_table(report: dict) -> str:
             key = next((k for k in spreads if k.startswith(peer) or k.startswith("batched32")
                         and peer == "open_unlearning"), peer)  # fmt: skip
             peer_cells.append(_cell(r, key, r["peers"].get(peer)))
-        what = f"{r['metric']}: {r['shape']}; {r['precision']}"
-        if r["budget"] != "—":
-            what += f"; {r['budget']}"
         best = f"{r['ratio_vs_best']}× ({r['best_peer']})" if r["best_peer"] else "—"
         ratio = "—" if r["ratio"] is None else f"{r['ratio']}×"
-        notes = r["check"] + (f". **{r['caveat']}**" if r["caveat"] else "")
-        cells = [r["bench"].upper(), what, _cell(r, naive_key, r["naive"]), *peer_cells,
-                 _cell(r, engine_key, r["engine"]), ratio, best, notes]  # fmt: skip
+        cells = [r["bench"].upper(), r["metric"], r["budget"], _cell(r, naive_key, r["naive"]),
+                 *peer_cells, _cell(r, engine_key, r["engine"]), ratio, best]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+        notes[(r["bench"].upper(), r["shape"], r["precision"], r["check"], r["caveat"])] = None
+    lines.append("")
+    for bench, shape, precision, check, caveat in notes:
+        text = f"- **{bench}** {shape}; {precision}. Checked: {check}."
+        lines.append(text + (f" Depends on: {caveat}." if caveat else ""))
     return "\n".join(lines)
 
 
@@ -153,8 +157,13 @@ def main() -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
     rows = []
+    failed = {}
     for name in chosen:
-        rows += BENCHES[name].run(sizes, args.smoke)
+        try:
+            rows += BENCHES[name].run(sizes, args.smoke)
+        except Exception as error:  # a failed check: the other comparisons still run and save
+            traceback.print_exc()
+            failed[name] = f"{type(error).__name__}: {error}"
     print_table(rows)
     today = datetime.date.today().isoformat()
     report = {
@@ -171,11 +180,14 @@ def main() -> None:
         "command": " ".join(["python", "scripts/bench.py", *sys.argv[1:]]),
         "sizes": asdict(sizes),
         "rows": rows,
+        "failed": failed,
     }
     output = Path(args.output or f"runs/bench/bench-{today}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {output}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (see above; the results file has the others)")
 
 
 if __name__ == "__main__":

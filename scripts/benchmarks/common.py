@@ -101,7 +101,7 @@ class RealSizes:
 
     rows: int = 2  # forget rows, and as many retain rows, per step (two such sets alternate)
     rounds: int = 2
-    eval_questions: int = 32
+    eval_questions: int = 16
     eval_rounds: int = 2
 
 
@@ -122,7 +122,7 @@ class Sizes:
         Shape("llava7b_ratio", 512, 2, 4000),  # vocab / hidden = 7.8, as LLaVA-7B's 32000/4096
     )
     world: str = "default"  # b4's evaluation world: the demo's default or the tests' tiny one
-    eval_questions: int = 32  # b4
+    eval_questions: int = 16  # b4
     rouge_runs: int = 8
     epochs: int = 5
     forget_rows: int = 10
@@ -266,6 +266,32 @@ def measure_in_subprocess(key: str, smoke: bool, worker: Worker) -> dict[str, fl
     if done.returncode:
         raise RuntimeError(f"memory worker {key} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_in_subprocesses(keys: list[str], smoke: bool, worker: Worker) -> dict[str, dict]:
+    """`measure_in_subprocess` for several variants at once: one fresh process each, all
+    running together (peak RSS is per process, so they do not disturb each other's memory;
+    the wall time is one worker's, not their sum). `smoke` runs them in this process."""
+    if smoke:
+        return {key: worker(key, SMOKE) for key in keys}
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    running = {
+        key: subprocess.Popen(
+            [sys.executable, str(BENCH), "--worker", key],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for key in keys
+    }
+    results = {}
+    for key, process in running.items():
+        out, err = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"memory worker {key} failed:\n{err[-3000:]}")
+        results[key] = json.loads(out.strip().splitlines()[-1])
+    return results
 
 
 def row(

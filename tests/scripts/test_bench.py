@@ -60,11 +60,13 @@ def test_bench_table_renders_a_results_file_with_a_column_per_baseline(tmp_path)
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    header, rule, line = done.stdout.strip().splitlines()
+    header, _, line, _, note = done.stdout.strip().splitlines()
     columns = [c.strip() for c in header.strip("|").split("|")]
     cells = dict(zip(columns, [c.strip() for c in line.strip("|").split("|")], strict=True))
     assert cells["TRL (adapters off)"] == "1.5" and cells["torchunlearn (fp16 cache)"] == "1.25"
     assert cells["`logits_to_keep` alone"] == "—"  # not measured in this row
     assert cells["engine"] == "1 (0.9–1.2)"  # median and spread of the rounds
     assert cells["× vs best peer"] == "1.25× (torchunlearn)"
-    assert "fp16 cache" in cells["checked / caveat"]
+    # the shape, precision, check and caveat once per bench below the table
+    assert note.startswith("- **B9** 32 layers; fp32. Checked: same loss.")
+    assert "Depends on: fp16 cache" in note
