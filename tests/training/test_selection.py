@@ -115,3 +115,33 @@ def test_report_to_tensorboard_writes_events_offline(examples, tmp_path):
         measure=lambda loaded: {"forget": 0.5},
     )
     assert list(out.rglob("events.out.tfevents.*"))
+
+
+def test_keep_best_with_lora_saves_what_stopping_at_the_winning_step_saves(examples, tmp_path):
+    def run(steps, **keep):
+        scores = iter([(1.0, 1.0), (0.2, 1.0), (0.1, 0.2)])  # steps 0, 1, 2: step 1 wins
+
+        def measure(loaded):
+            forget, retain = next(scores)
+            return {"val_forget": forget, "val_retain": retain}
+
+        config = TrainConfig(steps=steps, lr=5e-2, batch_size=2, eval_every=1, lora=True, **keep)
+        out = tmp_path / str(steps)
+        loaded = train(
+            tiny_llava(examples),
+            build_method("grad_diff"),
+            group_by_role(examples),
+            config,
+            out,
+            progress=False,
+            measure=measure,
+        )
+        return dict(loaded.model.named_parameters()), out
+
+    kept, out = run(2, keep_best="forget_within_retain")
+    assert json.loads((out / "best.json").read_text())["step"] == 1
+    stopped, _ = run(1)
+    last, _ = run(2)
+    assert any(not torch.equal(last[n], stopped[n]) for n in stopped)
+    for name, value in stopped.items():
+        torch.testing.assert_close(kept[name], value)
