@@ -99,6 +99,25 @@ def render_markdown(report: dict[str, Any], splits: Sequence[str] = SPLITS) -> s
             "",
         ]
 
+    held = [s for s in present if any("heldout" in m.get(s, {}) for m in methods.values())]
+    if held:
+        header = ["method"] + [f"{s} held-out ROUGE-L (n)" for s in held]
+        rows = [
+            [name]
+            + [
+                f"{_cell(summary.get(s, {}), 'heldout', 'rouge_l')} "
+                f"({summary.get(s, {}).get('heldout', {}).get('n', 0)})"
+                for s in held
+            ]
+            for name, summary in methods.items()
+        ]
+        lines += [
+            "## Held out (rows no sampler trains on: `data/splits.py`)",
+            "",
+            *_table(header, rows),
+            "",
+        ]
+
     base = methods.get("base")
     if base is not None:
         changes = []

@@ -41,6 +41,17 @@ def report():
     return build_report(methods, {"seed": 0, "seconds": 1.5})
 
 
+def test_markdown_shows_held_out_rows_only_where_a_summary_has_them(report):
+    assert "Held out" not in render_markdown(report)
+    report["methods"]["vgid"]["neighbor"] = {
+        **_split(0.7, 0.7),
+        "heldout": {"rouge_l": 0.95, "fact_acc": 1.0, "n": 3},
+    }
+    md = render_markdown(report)
+    assert "| method | neighbor held-out ROUGE-L (n) |" in md
+    assert "| vgid | 0.950 (3) |" in md and "| oracle | \u2013 (0) |" in md
+
+
 def test_build_report_shape(report):
     assert set(report) == {"methods", "meta"}
     assert report["meta"]["seed"] == 0
