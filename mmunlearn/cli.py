@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument(
         "--rule",
         default="forget_within_retain",
-        help="how each method's best point is chosen (a selection rule; default "
+        help="how each method's best point is chosen (`mmunlearn list rules`; default "
         "forget_within_retain: lowest forget with retain within --tolerance of the base)",
     )
     swp.add_argument(
@@ -362,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
             "samplers",
             "metrics",
             "benchmarks",
+            "rules",
             "config",
         ),
     )
@@ -382,6 +383,7 @@ def cmd_list(what: str) -> None:
     from mmunlearn.teachers import TEACHERS
     from mmunlearn.training.config import UnlearnConfig, to_dict
     from mmunlearn.training.samplers import SAMPLERS
+    from mmunlearn.training.selection import RULES
 
     if what in ("all", "models"):
         from mmunlearn.models.sources import REAL_MODELS
@@ -399,6 +401,7 @@ def cmd_list(what: str) -> None:
         ("losses", LOSSES),
         ("samplers", SAMPLERS),
         ("benchmarks", BENCHMARKS),
+        ("rules", RULES),
     )
     for title, registry in registries:
         if what in ("all", title):

@@ -18,3 +18,12 @@ def test_a_family_without_a_recipe_is_refused(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-base", "--data", "w", "--model-family", "qwen2_vl"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_list_rules_prints_every_selection_rule(capsys):
+    from mmunlearn.cli import main
+    from mmunlearn.training.selection import RULES
+
+    assert main(["list", "rules"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in RULES.names())
