@@ -142,7 +142,13 @@ def generate_batched(
                     text=prompts, images=images or None, padding=True, return_tensors="pt"
                 )
             else:
-                inputs = tokenizer(prompts, padding=True, return_tensors="pt")
+                # a chat template writes its own BOS (as apply_chat_template(tokenize=True))
+                inputs = tokenizer(
+                    prompts,
+                    padding=True,
+                    return_tensors="pt",
+                    add_special_tokens=encoder.adds_special_tokens,
+                )
         finally:
             tokenizer.padding_side = side
         out = model.generate(

@@ -101,7 +101,7 @@ class RealSizes:
 
     rows: int = 2  # forget rows, and as many retain rows, per step (two such sets alternate)
     rounds: int = 2
-    eval_questions: int = 16
+    eval_questions: int = 8
     eval_rounds: int = 2
 
 

@@ -112,8 +112,10 @@ def check_weights(
     sides: Sides, tolerance: dict[str, float], label: str, reference: str = "naive"
 ) -> str:
     """After the race, each variant's LoRA weights differ from the reference's by at most its
-    `tolerance` (default 1e-3) of how far the reference moved (norms over all LoRA weights).
-    Returns the check's text with each variant's measured difference."""
+    `tolerance` (default 1e-2) of how far the reference moved (norms over all LoRA weights).
+    Adam divides by the gradient's running size, so entries whose gradient is near zero move
+    by about the learning rate whatever their sign: rounding there shows, a wrong gradient
+    gives differences of the update's own size. Returns each variant's measured difference."""
     ref = sides.weights[reference]
     update = [w - w0 for w, w0 in zip(ref, sides.initial, strict=True)]
     measured = []
@@ -121,7 +123,7 @@ def check_weights(
         if name == reference:
             continue
         error = _relative(weights, ref) * _norm(ref) / _norm(update)
-        assert error <= tolerance.get(name, 1e-3), f"{name}: weights {error:.1e} of the update off"
+        assert error <= tolerance.get(name, 1e-2), f"{name}: weights {error:.1e} of the update off"
         measured.append(f"{name} {error:.0e}")
     steps = sides.steps[reference]
     check = (
