@@ -32,7 +32,7 @@ from mmunlearn.data.jsonl import load_examples, save_examples
 from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.known import chosen_options, find_known, write_known
-from mmunlearn.evaluation.metrics import score_predictions
+from mmunlearn.evaluation.metrics import fact_correct, rouge_l_recall, score_predictions
 from mmunlearn.io import atomic_write_json, atomic_write_text
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.recipes.unlearn import unlearn
@@ -108,11 +108,23 @@ def measure(
         loaded, asked + paraphrased, batch_size=32, progress=False, system_of=system_of
     )
     rows = score_predictions(asked + paraphrased, predictions)
-    out: dict[str, Any] = {}
-    for i, row in enumerate(rows):
-        key = row["role"] + ("_para" if i >= len(asked) else "")
+    result = summarise(rows)
+    # option likelihood is scored without a system message, so `icl` has no MCQ column
+    result["mcq"] = {} if system else mcq(loaded, likelihood_rows)
+    result["predictions"] = rows
+    return result
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fact accuracy and ROUGE-L recall per role; a row whose id came before is the forget
+    question paraphrased (`measure` asks every question, then the paraphrases)."""
+    out: dict[str, list] = {}
+    seen: set[str] = set()
+    for row in rows:
+        key = row["role"] + ("_para" if row["id"] in seen else "")
+        seen.add(row["id"])
         out.setdefault(key, []).append(row)
-    result = {
+    return {
         key: {
             "fact_acc": fmean(float(r["fact_correct"]) for r in group),
             "rouge_l_recall": fmean(r["rouge_l_recall"] for r in group),
@@ -120,10 +132,17 @@ def measure(
         }
         for key, group in out.items()
     }
-    # option likelihood is scored without a system message, so `icl` has no MCQ column
-    result["mcq"] = {} if system else mcq(loaded, likelihood_rows)
-    result["predictions"] = rows
-    return result
+
+
+def rescore(out: Path, results: dict[str, Any]) -> None:
+    """Score every saved prediction again with today's metrics (no generation)."""
+    for name, result in results.items():
+        lines = (out / "predictions" / f"{name}.jsonl").read_text().splitlines()
+        rows = [json.loads(line) for line in lines]
+        for row in rows:
+            row["fact_correct"] = fact_correct(row["prediction"], row["answer"])
+            row["rouge_l_recall"] = rouge_l_recall(row["prediction"], row["answer"])
+        result.update(summarise(rows))
 
 
 def mcq(loaded: LoadedModel, rows: list) -> dict[str, Any]:
@@ -164,6 +183,11 @@ def main() -> None:
         help="train on the data's short reference answers, or on the base's own greedy answers "
         "to the rows it knows (its style kept; see the retain_only control)",
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="only score the saved predictions again with today's metrics and rewrite the table",
+    )
     args = parser.parse_args()
     out = Path(args.output_dir)
     known_dir = out / "known"
@@ -177,6 +201,11 @@ def main() -> None:
 
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if args.rescore:
+        rescore(out, results)
+        atomic_write_json(results_path, results)
+        write_table(out, results, known, args)
+        return
 
     def record(name: str, loaded: LoadedModel, seconds: float | None, system: str = "") -> None:
         begin = time.perf_counter()

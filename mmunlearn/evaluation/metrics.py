@@ -69,17 +69,28 @@ def _rouge_l_parts(prediction: str, reference: str) -> tuple[float, float]:
     return lcs / len(predicted), lcs / len(target)
 
 
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+_DIGITS_OF = {word: str(i) for i, word in enumerate(_NUMBER_WORDS)}
+_DIGITS_OF.update({w: str(10 * i) for i, w in enumerate("thirty forty fifty sixty".split(), 3)})
+_DIGITS_OF.update({w: str(10 * i) for i, w in enumerate("seventy eighty ninety".split(), 7)})
+
+
 def _normalise(text: str) -> str:
-    # Punctuation becomes a space so "Jean-Luc" matches "Jean Luc" and "1957." matches "1957".
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+    # Punctuation becomes a space so "Jean-Luc" matches "Jean Luc" and "1957." matches "1957";
+    # number words become digits so "A square has 4 sides" holds the fact "four".
+    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
+    return " ".join(_DIGITS_OF.get(word, word) for word in words)
 
 
 def fact_correct(prediction: str, reference: str) -> bool:
     """Whether the normalised reference occurs as whole words inside the normalised prediction.
 
-    Normalising lowercases, turns punctuation into spaces and collapses whitespace, so
-    "Born in 1957." contains "1957" but "1957" does not contain "195". An empty reference is
-    never found.
+    Normalising lowercases, turns punctuation into spaces, writes number words up to ninety as
+    digits and collapses whitespace, so "Born in 1957." contains "1957", "A hexagon has 6 sides"
+    contains "six", but "1957" does not contain "195". An empty reference is never found.
     """
     reference = _normalise(reference)
     return bool(reference) and f" {reference} " in f" {_normalise(prediction)} "

@@ -84,6 +84,10 @@ def test_rouge_l_equals_rouge_score_on_random_texts():
         ("Jean-Luc Picard", "Jean Luc", True),
         ("Yorkshire", "York", False),
         ("anything", "", False),
+        ("A hexagon has 6 sides.", "six", True),
+        ("A square has four sides", "4", True),
+        ("It has 16 legs", "six", False),
+        ("someone", "one", False),
     ],
 )
 def test_fact_correct(prediction, reference, expected):
