@@ -62,12 +62,7 @@ ANSWER_TOKENS = 16
 def overrides(variant: str, args: argparse.Namespace) -> list[str]:
     return [
         "method=vgid",
-        f"train.steps={args.steps}",
-        f"train.lr={args.lr}",
-        f"train.batch_size={args.batch_size}",
-        "train.lora=true",
-        "train.lora_rank=8",
-        "train.lora_alpha=16",
+        *records.lora_budget(args.steps, args.lr, args.batch_size),
         f"teacher.prompt='{INSTRUCTION}'",
         "teacher.prompt_as=system",
         *VARIANTS[variant],

@@ -67,12 +67,7 @@ def overrides(name: str, args: argparse.Namespace) -> list[str]:
     method = "vgid" if name in VGID_TEACHERS else name
     common = [
         f"method={method}",
-        f"train.steps={args.steps}",
-        f"train.lr={args.lr}",
-        f"train.batch_size={args.batch_size}",
-        "train.lora=true",
-        "train.lora_rank=8",
-        "train.lora_alpha=16",
+        *records.lora_budget(args.steps, args.lr, args.batch_size),
     ]
     instruction = [f"teacher.prompt='{INSTRUCTION}'", "teacher.prompt_as=system"]
     if name in VGID_TEACHERS:

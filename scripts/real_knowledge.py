@@ -66,17 +66,10 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
     """One budget for every method; each method's own paper defaults otherwise. `retain_only` is
     the control: the same LoRA budget on the retain term alone (GradDiff with forget weight 0),
     so its drop on kept subjects is what any update of this size costs the known rows."""
-    common = [
-        f"train.steps={args.steps}",
-        f"train.lr={args.lr}",
-        f"train.batch_size={args.batch_size}",
-        "train.lora=true",
-        f"train.lora_rank={args.lora_rank}",
-        f"train.lora_alpha={2 * args.lora_rank}",
-        f"method={method}",
-    ]
+    budget = records.lora_budget(args.steps, args.lr, args.batch_size, args.lora_rank)
     if method == "retain_only":
-        return [*common[:-1], "method=grad_diff", "forget_weight=0"]
+        return [*budget, "method=grad_diff", "forget_weight=0"]
+    common = [*budget, f"method={method}"]
     instruction = [f"teacher.prompt='{INSTRUCTION}'", "teacher.prompt_as=system"]
     if method == "vgid":  # the text half of VGID's teacher: the instruction (no image, no swap)
         return [*common, *instruction, "teacher.swap_names=false"]

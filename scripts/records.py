@@ -23,3 +23,16 @@ def write_table(
     text = "\n".join([*lines, "", *footer]) + "\n"
     atomic_write_text(path, text)
     print(text)
+
+
+def lora_budget(steps: int, lr: float, batch_size: int, rank: int = 8) -> list[str]:
+    """One LoRA unlearning budget as `--set` overrides, shared by the real-model scripts
+    (alpha = 2 × rank)."""
+    return [
+        f"train.steps={steps}",
+        f"train.lr={lr}",
+        f"train.batch_size={batch_size}",
+        "train.lora=true",
+        f"train.lora_rank={rank}",
+        f"train.lora_alpha={2 * rank}",
+    ]
