@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from mmunlearn.evaluation.frontier import plot_frontier
 from mmunlearn.evaluation.report import (
     build_report,
     merge_reports,
@@ -91,10 +92,14 @@ def test_plots_leave_the_matplotlib_backend_alone(report, tmp_path):
     try:
         plot_forget_retain(report, tmp_path / "plot.png")
         plot_trajectories({"vgid": [{"step": 0, "forget": 1.0, "retain": 1.0}]}, tmp_path / "t.png")
+        point = {"method": "vgid", "forget": 0.2, "retain": 0.9, "neighbor": 0.8}
+        base = {"forget": 1.0, "retain": 1.0, "neighbor": 1.0}
+        plot_frontier([point], {"base": base}, {"vgid": 0}, tmp_path / "f.png")
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
     assert (tmp_path / "t.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (tmp_path / "f.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_write_report_writes_three_files(report, tmp_path):
