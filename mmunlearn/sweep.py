@@ -181,16 +181,22 @@ def run_sweep(
     }
     atomic_write_json(output_dir / "sweep.json", summary)
     atomic_write_text(output_dir / "sweep.md", render_sweep(summary))
-    swept = [p["validation"] | {"method": p["method"]} for p in summary["points"].values()]
-    ids = list(summary["points"])
     plot_frontier(
-        swept,
-        {name: summary["references"][name]["validation"] for name in REFERENCES},
-        {method: ids.index(pid) for method, pid in summary["best"].items()},
+        *frontier_inputs(summary),
         output_dir / "frontier.png",
         title=f"Sweep on the validation half (seed {seed}); ringed: best by {rule}",
     )
     return summary
+
+
+def frontier_inputs(summary: dict[str, Any]) -> tuple[list, dict, dict]:
+    """`plot_frontier`'s points, references and best indices from a `sweep.json` summary, on
+    the validation half."""
+    points = [p["validation"] | {"method": p["method"]} for p in summary["points"].values()]
+    ids = list(summary["points"])
+    references = {name: summary["references"][name]["validation"] for name in REFERENCES}
+    best = {method: ids.index(pid) for method, pid in summary["best"].items()}
+    return points, references, best
 
 
 def scoring_key() -> dict[str, Any]:

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "forget_retain_rouge.ipynb"
-FIGURES = ("bars_per_method", "tradeoff", "distributions", "modality", "neighbors", "attacks")
+FIGURES = (
+    "bars_per_method",
+    "tradeoff",
+    "distributions",
+    "modality",
+    "neighbors",
+    "frontier",
+    "attacks",
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
