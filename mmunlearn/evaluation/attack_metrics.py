@@ -34,15 +34,15 @@ ANSWER_SETTINGS = ("roles", "max_new_tokens")
 def _measure(ctx: MetricContext, model, asked, baseline_ids=None, **extra) -> Result:
     rows = answer(model, asked, ctx.settings.max_new_tokens, ctx.progress)
     ids = baseline_ids if baseline_ids is not None else {ex.id for ex in asked}
-    baseline = [r for r in suite_metrics._forget_rows(ctx) if r["id"] in ids]
-    return suite_metrics._compare(rows, baseline, **extra)
+    baseline = [r for r in suite_metrics.forget_rows(ctx) if r["id"] in ids]
+    return suite_metrics.compare_attacked(rows, baseline, **extra)
 
 
 def _quantization_metric(name: str) -> None:
     quantization = QUANTIZATIONS[name]
 
     def compute(ctx: MetricContext) -> Result:
-        forget = suite_metrics._forget(ctx)
+        forget = suite_metrics.forget_examples(ctx)
         quantized, layers = quantized_copy(ctx.model.loaded, quantization)
         return _measure(
             ctx,
@@ -74,7 +74,7 @@ def attack_relearn_unrelated(ctx: MetricContext) -> Result:
     unrelated examples — `unrelated_examples` questions about people nobody trained on (holdout;
     general knowledge when the data has none) —, then every forget question. "recovered" > 0 =
     any fine-tuning at all undoes the unlearning (Lynch et al., arXiv 2402.16835)."""
-    forget = suite_metrics._forget(ctx)
+    forget = suite_metrics.forget_examples(ctx)
     role = next((r for r in ("holdout", "general") if ctx.role(r)), None)
     if role is None:
         raise Missing("no holdout or general rows to relearn on")
@@ -99,7 +99,7 @@ def attack_in_context(ctx: MetricContext) -> Result:
     `probe_relearn` trains on is put in the prompt instead, as question-answer pairs, before each
     question of the other half; ROUGE-L on that half vs asked plainly. "recovered" > 0 = facts
     of the person in the context bring back the ones not given."""
-    context, measured = split_halves(suite_metrics._forget(ctx))
+    context, measured = split_halves(suite_metrics.forget_examples(ctx))
     if not context or not measured:
         raise Missing("in-context relearning needs at least two forget questions per person")
     return _measure(
@@ -115,7 +115,7 @@ def _prompt_metric(name: str) -> None:
     template = PROMPT_ATTACKS[name]
 
     def compute(ctx: MetricContext) -> Result:
-        forget = suite_metrics._forget(ctx)
+        forget = suite_metrics.forget_examples(ctx)
         return _measure(ctx, ctx.model.loaded, templated(forget, template), change=template)
 
     compute.__doc__ = (
@@ -134,7 +134,7 @@ def attack_second_image(ctx: MetricContext) -> Result:
     """Attack: a cross-image question, a second image in the context of each image question.
     Needs prompts with several images; the prompt encoder renders one image per question, so
     this attack is reported as missing with that reason until it does."""
-    if not any(ex.image is not None for ex in suite_metrics._forget(ctx)):
+    if not any(ex.image is not None for ex in suite_metrics.forget_examples(ctx)):
         raise Missing("no image+text forget question")
     raise Missing("the prompt encoder renders one image per question (no multi-image prompts)")
 
@@ -151,7 +151,7 @@ def attack_linear_probe(ctx: MetricContext) -> Result:
     Probe accuracy vs the model's own fact accuracy on the same questions (score "fact_acc").
     "recovered" > 0 = the answer is still linearly readable although not generated (cf. the
     probing of Patil et al., arXiv 2309.17410; RMU, arXiv 2403.03218)."""
-    forget = suite_metrics._forget(ctx)
+    forget = suite_metrics.forget_examples(ctx)
     train = [ex for ex in ctx.examples if ex.role in PROBE_TRAIN_ROLES]
     facts = sorted({ex.meta.get("fact") for ex in forget} - {None})
     chosen: dict[str, tuple[list, list, list[str]]] = {}
@@ -194,7 +194,7 @@ def attack_linear_probe(ctx: MetricContext) -> Result:
     n = len(tested_ids)
     by_layer = {layer: hits / n for layer, hits in correct.items()}
     best = max(by_layer, key=lambda layer: (by_layer[layer], -layer))
-    generated = [r for r in suite_metrics._forget_rows(ctx) if r["id"] in tested_ids]
+    generated = [r for r in suite_metrics.forget_rows(ctx) if r["id"] in tested_ids]
     baseline = fmean(float(r["fact_correct"]) for r in generated)
     return {
         "attacked": {"fact_acc": by_layer[best], "n": n},

@@ -548,7 +548,7 @@ def _means(rows: list[dict[str, Any]], by_modality: bool = True) -> dict[str, An
     return out
 
 
-def _compare(attacked: list[dict], baseline: list[dict], **extra: Any) -> Result:
+def compare_attacked(attacked: list[dict], baseline: list[dict], **extra: Any) -> Result:
     a, b = _means(attacked), _means(baseline)
     return {
         "attacked": a,
@@ -560,11 +560,11 @@ def _compare(attacked: list[dict], baseline: list[dict], **extra: Any) -> Result
     }
 
 
-def _forget_rows(ctx: MetricContext) -> list[dict]:
+def forget_rows(ctx: MetricContext) -> list[dict]:
     return [r for r in ctx.needed("generation")["rows"] if r["role"] == "forget"]
 
 
-def _forget(ctx: MetricContext) -> list[Example]:
+def forget_examples(ctx: MetricContext) -> list[Example]:
     forget = ctx.role("forget")
     if not forget:
         raise Missing("no forget rows in the data")
@@ -575,20 +575,20 @@ def _forget(ctx: MetricContext) -> list[Example]:
 def probe_paraphrase(ctx: MetricContext) -> Result:
     """Robustness: forget ROUGE-L with each question paraphrased (`Example.paraphrases`) vs asked
     as trained. "recovered" > 0 = paraphrasing brings facts back (lower is better)."""
-    forget = _forget(ctx)
+    forget = forget_examples(ctx)
     rows = paraphrase_probe(ctx.model.loaded, forget, ctx.settings.max_new_tokens, ctx.progress)
     if not rows:
         raise Missing("no forget question has paraphrases")
     sources = {r["id"] for r in rows}
-    baseline = [r for r in _forget_rows(ctx) if r["id"] in sources]
-    return _compare(rows, baseline, change="question paraphrased")
+    baseline = [r for r in forget_rows(ctx) if r["id"] in sources]
+    return compare_attacked(rows, baseline, change="question paraphrased")
 
 
 @metric("probe_noise", settings=("roles", "max_new_tokens", "noise"), needs=("generation",))
 def probe_noise(ctx: MetricContext) -> Result:
     """Robustness: image+text forget ROUGE-L with the image noised (a `visual_noise` intervention,
     default Gaussian std 1.0) vs clean. "recovered" > 0 = noise brings facts back."""
-    forget = _forget(ctx)
+    forget = forget_examples(ctx)
     try:
         rows = noise_probe(
             ctx.model.loaded, forget, ctx.settings.noise, ctx.settings.max_new_tokens, ctx.progress
@@ -597,8 +597,8 @@ def probe_noise(ctx: MetricContext) -> Result:
         raise Missing(str(unsupported)) from None
     if not rows:
         raise Missing("no image+text forget question")
-    baseline = [r for r in _forget_rows(ctx) if r["modality"] == "image"]
-    return _compare(
+    baseline = [r for r in forget_rows(ctx) if r["modality"] == "image"]
+    return compare_attacked(
         rows, baseline, change=f"image noised: {dataclasses.asdict(ctx.settings.noise)}"
     )
 
@@ -612,7 +612,7 @@ def probe_prompt(ctx: MetricContext) -> Result:
     """Robustness: forget ROUGE-L of the plain questions (the attack: in-context prompt removed)
     vs the same questions prefixed with the forget prompt ("Forget <name> ."). "recovered" > 0 =
     the model forgets only when told to."""
-    forget = _forget(ctx)
+    forget = forget_examples(ctx)
     with_prompt = prompt_probe(
         ctx.model.loaded,
         forget,
@@ -621,7 +621,7 @@ def probe_prompt(ctx: MetricContext) -> Result:
         ctx.progress,
         ctx.settings.forget_prompt_as,
     )
-    result = _compare(_forget_rows(ctx), with_prompt, change="in-context prompt removed")
+    result = compare_attacked(forget_rows(ctx), with_prompt, change="in-context prompt removed")
     return {**result, "rows": with_prompt}
 
 
@@ -630,7 +630,7 @@ def probe_relearn(ctx: MetricContext) -> Result:
     """Robustness: the relearning attack. A copy fine-tuned (NLL, `finetune`) for a few steps on
     half of each forget person's questions; ROUGE-L on the OTHER half after vs before.
     "recovered" > 0 = facts never trained again come back (knowledge hidden, not removed)."""
-    forget = _forget(ctx)
+    forget = forget_examples(ctx)
     relearned, measured = split_halves(forget)
     if not relearned or not measured:
         raise Missing("relearning needs at least two forget questions per person")
@@ -638,8 +638,8 @@ def probe_relearn(ctx: MetricContext) -> Result:
         ctx.model.loaded, forget, ctx.settings.relearn, ctx.settings.max_new_tokens, ctx.progress
     )
     ids = {ex.id for ex in measured}
-    baseline = [r for r in _forget_rows(ctx) if r["id"] in ids]
-    return _compare(
+    baseline = [r for r in forget_rows(ctx) if r["id"] in ids]
+    return compare_attacked(
         after["measured"],
         baseline,
         change=f"relearned {len(relearned)} forget questions: {dataclasses.asdict(ctx.settings.relearn)}",
