@@ -130,7 +130,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def rescore(out: Path, results: dict[str, Any]) -> None:
     """Score every saved prediction again with today's metrics (no generation)."""
     for name, result in results.items():
-        lines = (out / "predictions" / f"{name}.jsonl").read_text().splitlines()
+        saved = out / "predictions" / f"{name}.jsonl"
+        if not saved.is_file():
+            raise SystemExit(f"--rescore: {saved} is missing; run {name!r} again without --rescore")
+        lines = saved.read_text().splitlines()
         rows = [json.loads(line) for line in lines]
         for row in rows:
             row["fact_correct"] = fact_correct(row["prediction"], row["answer"])
@@ -183,6 +186,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = Path(args.output_dir)
+    if args.rescore and not (out / "results.json").is_file():
+        raise SystemExit(f"--rescore: {out / 'results.json'} is missing; nothing was scored there")
     known_dir = out / "known"
     base = load_model(args.model)
     if not (known_dir / "known.json").is_file():
