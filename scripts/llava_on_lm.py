@@ -40,7 +40,12 @@ from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.teachers.visual_noise import VisualNoise
 from mmunlearn.training.config import load_config
-from mmunlearn.training.world_models import llava_on_lm_config, world_model
+from mmunlearn.training.world_models import (
+    LLAVA_ON_LM_RECIPE,
+    LlavaOnLM,
+    llava_on_lm_config,
+    world_model,
+)
 
 WORLD = {"n_forget": 2, "n_retain": 6, "n_practice": 0, "n_holdout": 2, "n_general": 4}
 INSTRUCTION = (
@@ -129,6 +134,17 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache)")
+    recipe = LLAVA_ON_LM_RECIPE
+    parser.add_argument(
+        "--align-steps", type=int, default=LlavaOnLM.align_steps, help="the base's stage 1 steps"
+    )
+    parser.add_argument(
+        "--base-steps", type=int, default=recipe["steps"], help="the base's stage 2 steps"
+    )
+    parser.add_argument("--base-lr", type=float, default=recipe["lr"], help="stage 2's lr")
+    parser.add_argument(
+        "--base-batch-size", type=int, default=recipe["batch_size"], help="both stages' batch"
+    )
     parser.add_argument(
         "--teacher-probe", action="store_true", help="also answer as each teacher (no training)"
     )
@@ -142,7 +158,14 @@ def main() -> None:
     if not (world / "world.json").is_file():
         save_world(build_world(WorldConfig(seed=args.seed, **WORLD)), world)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    recipe = llava_on_lm_config(args.model, args.seed)
+    recipe = llava_on_lm_config(
+        args.model,
+        args.seed,
+        align_steps=args.align_steps,
+        steps=args.base_steps,
+        lr=args.base_lr,
+        batch_size=args.base_batch_size,
+    )
     examples = load_examples(world)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}

@@ -11,7 +11,9 @@ Usage: python scripts/real_knowledge.py [--model smollm2-135m-instruct] [--data 
    questions paraphrased, retain (the kept subjects), neighbour (other fiction, never trained on) and
    general (never trained on); ROUGE-L recall; multiple-choice accuracy by option likelihood on
    the likelihood-known rows (chance = 1/4); perplexity on a held-out general text relative to
-   the base; and the unlearning's wall time.
+   the base; and the unlearning's wall time. The base is asked every paraphrase too: a known row
+   it also answers right paraphrased is *stable*, and each model's accuracy on the stable rows is
+   reported beside the accuracy on all known rows.
 Writes OUTPUT_DIR/table.md and results.json; each method's model is kept (reruns skip it).
 """
 
@@ -81,9 +83,14 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
 
 
 def measure(
-    loaded: LoadedModel, generation_rows: list, likelihood_rows: list, system: str = ""
+    loaded: LoadedModel,
+    generation_rows: list,
+    likelihood_rows: list,
+    system: str = "",
+    paraphrase_roles: tuple[str, ...] = ("forget",),
 ) -> dict[str, Any]:
-    """Fact accuracy, ROUGE-L recall and MCQ accuracy per role; paraphrase accuracy on forget."""
+    """Fact accuracy, ROUGE-L recall and MCQ accuracy per role; paraphrase accuracy on the
+    `paraphrase_roles` (every role for the base, which decides which rows are stable)."""
 
     # A deployed instruction names the forgotten subject, whatever the question is about.
     forgotten = " and ".join(sorted({ex.entity for ex in generation_rows if ex.role == "forget"}))
@@ -95,7 +102,7 @@ def measure(
     paraphrased = [
         dataclasses.replace(ex, question=ex.paraphrases[0])
         for ex in asked
-        if ex.role == "forget" and ex.paraphrases
+        if ex.role in paraphrase_roles and ex.paraphrases
     ]
     predictions = generate_answers(
         loaded, asked + paraphrased, batch_size=32, progress=False, system_of=system_of
@@ -127,6 +134,35 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def stable_ids(base_rows: list[dict[str, Any]]) -> set[str]:
+    """The known rows the base also answers right when the question is paraphrased: facts a
+    small model holds firmly rather than at the edge of its greedy decision (a LoRA update of
+    any kind flips many of the others; see the retain_only control)."""
+    seen: set[str] = set()
+    para_right: set[str] = set()
+    for row in base_rows:
+        if row["id"] in seen and row["fact_correct"]:
+            para_right.add(row["id"])
+        seen.add(row["id"])
+    return para_right
+
+
+def add_stable(result: dict[str, Any], rows: list[dict[str, Any]], stable: set[str]) -> None:
+    """`{role}_stable`: fact accuracy on the stable rows (each question once, not paraphrased)."""
+    seen: set[str] = set()
+    by_role: dict[str, list[float]] = {}
+    for row in rows:
+        if row["id"] not in seen and row["id"] in stable:
+            by_role.setdefault(row["role"], []).append(float(row["fact_correct"]))
+        seen.add(row["id"])
+    for role, values in by_role.items():
+        result[f"{role}_stable"] = {"fact_acc": fmean(values), "n": len(values)}
+
+
+def saved_rows(out: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "predictions" / f"{name}.jsonl").open()]
+
+
 def rescore(out: Path, results: dict[str, Any]) -> None:
     """Score every saved prediction again with today's metrics (no generation)."""
     for name, result in results.items():
@@ -139,6 +175,9 @@ def rescore(out: Path, results: dict[str, Any]) -> None:
             row["fact_correct"] = fact_correct(row["prediction"], row["answer"])
             row["rouge_l_recall"] = rouge_l_recall(row["prediction"], row["answer"])
         result.update(summarise(rows))
+    stable = stable_ids(saved_rows(out, "base"))
+    for name, result in results.items():
+        add_stable(result, saved_rows(out, name), stable)
 
 
 def mcq(loaded: LoadedModel, rows: list) -> dict[str, Any]:
@@ -207,14 +246,16 @@ def main() -> None:
 
     def record(name: str, loaded: LoadedModel, seconds: float | None, system: str = "") -> None:
         begin = time.perf_counter()
-        result = measure(loaded, generation_rows, likelihood_rows, system)
+        roles = ROLES if name == "base" else ("forget",)
+        result = measure(loaded, generation_rows, likelihood_rows, system, roles)
         result["perplexity"] = perplexity(loaded, fluency_text)
         result["unlearn_s"] = seconds
         result["eval_s"] = round(time.perf_counter() - begin, 1)
+        rows = result.pop("predictions")
         atomic_write_text(
-            out / "predictions" / f"{name}.jsonl",
-            "".join(json.dumps(r) + "\n" for r in result.pop("predictions")),
+            out / "predictions" / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
         )
+        add_stable(result, rows, stable_ids(saved_rows(out, "base")))
         results[name] = result
         atomic_write_json(results_path, results)
         print(name, json.dumps({k: v for k, v in result.items() if k != "mcq"}), flush=True)
@@ -268,6 +309,8 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
         "forget para acc",
         "forget ROUGE-L recall",
         "retain acc",
+        "forget stable acc",
+        "retain stable acc",
         "other fiction acc",
         "general acc",
         "forget MCQ",
@@ -289,6 +332,8 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
             cell("forget_para"),
             cell("forget", "rouge_l_recall"),
             cell("retain"),
+            cell("forget_stable"),
+            cell("retain_stable"),
             cell("neighbor"),
             cell("general"),
             f"{mcq['forget']['acc']:.2f}" if "forget" in mcq else "–",
@@ -298,8 +343,10 @@ def write_table(out: Path, results: dict, known: dict, args: argparse.Namespace)
         ]
         rows.append(row)
     counts = {t: known[t]["by_role"] for t in ("asked", "generation", "likelihood")}
+    stable = {role: results["base"].get(f"{role}_stable", {}).get("n", 0) for role in ROLES}
     footer = [
-        f"Known rows (asked / by generation / by likelihood): {json.dumps(counts)}",
+        f"Known rows (asked / by generation / by likelihood): {json.dumps(counts)}; stable "
+        f"(the base right on the paraphrase too): {json.dumps(stable)}",
         f"Model {args.model}; LoRA rank {args.lora_rank}, {args.steps} steps, lr {args.lr}, "
         f"batch {args.batch_size} forget + {args.batch_size} retain; forget rows trained on: "
         f"{args.forget_rows}; answers trained on: {args.answers}; "
