@@ -78,13 +78,19 @@ class LlavaOnLM:
     """A LLaVA on the real LM `source` (anything `--model` takes), trained in two stages:
     `align_steps` of stage 1 (vision tower + projector, lr `align_lr`) on portrait → name
     captions, then the `PretrainConfig`'s steps of stage 2 (LoRA of rank `lora_rank` on the
-    LM, the projector in full)."""
+    LM, the projector in full, and with `tower_in_stage2` the vision tower in full too).
+
+    LLaVA keeps its pretrained CLIP frozen in both stages; this tower starts from scratch, and
+    with it frozen after stage 1 the base answered the image questions of only some people
+    (forget 0.40, retain 0.80 ROUGE-L against 1.00 on text; README, "A LLaVA on SmolLM2"), so
+    by default it keeps learning the portraits from the facts."""
 
     source: str
     vision: VisionTowerConfig = field(default_factory=VisionTowerConfig)
-    align_steps: int = 12
+    align_steps: int = 150
     align_lr: float = 1e-3
     lora_rank: int = 16
+    tower_in_stage2: bool = True
 
     def __post_init__(self) -> None:
         if self.align_steps < 1:
@@ -144,9 +150,10 @@ def pretrained_config(
     return PretrainConfig(seed=seed, model=PretrainedLM(source, lora=lora), **recipe)
 
 
-# Stage 2 of a LLaVA on SmolLM2-135M-Instruct (LoRA rank 16 + projector), sized by measurement
-# to fit a 2-core CPU (13-16 s a step at batch 8; README, "A LLaVA on SmolLM2").
-LLAVA_ON_LM_RECIPE = {"steps": 72, "lr": 1e-3, "batch_size": 8, "warmup_steps": 5}
+# Stage 2 of a LLaVA on SmolLM2-135M-Instruct (LoRA rank 16 + projector + vision tower), sized
+# by measurement on a 2-core CPU: 300 steps at batch 8 memorise the text questions (ROUGE-L 1.00)
+# in about 11 minutes on a quiet machine (README, "A LLaVA on SmolLM2").
+LLAVA_ON_LM_RECIPE = {"steps": 300, "lr": 1e-3, "batch_size": 8, "warmup_steps": 10}
 
 
 def llava_on_lm_config(
@@ -332,7 +339,7 @@ def lora_settings(model: object) -> dict[str, object]:
             "lora": True,
             "lora_rank": model.lora_rank,
             "lora_alpha": 32,
-            "full_scope": "projector",
+            "full_scope": "vision_tower+projector" if model.tower_in_stage2 else "projector",
         }
     return {}
 
