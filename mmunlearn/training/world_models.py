@@ -87,7 +87,7 @@ class LlavaOnLM:
 
     source: str
     vision: VisionTowerConfig = field(default_factory=VisionTowerConfig)
-    align_steps: int = 150
+    align_steps: int = 300
     align_lr: float = 1e-3
     lora_rank: int = 16
     tower_in_stage2: bool = True
