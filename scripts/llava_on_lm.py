@@ -24,6 +24,8 @@ import argparse
 import datetime
 import json
 import re
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -235,14 +237,16 @@ def write_table(out: Path, results: dict, args: argparse.Namespace, recipe) -> N
         f"{args.model} + a CLIP-style vision tower ({model.vision.image_size} px, "
         f"{model.vision.image_tokens} image tokens, width {model.vision.width}, "
         f"{model.vision.layers} layers): stage 1 {model.align_steps} steps, stage 2 "
-        f"{recipe.steps} steps (LoRA rank {model.lora_rank} + projector), batch "
+        f"{recipe.steps} steps (LoRA rank {model.lora_rank} + projector"
+        f"{' + vision tower' if model.tower_in_stage2 else ''}), batch "
         f"{recipe.batch_size}, lr {recipe.lr}. VGID runs: LoRA rank 8, {args.steps} steps, "
         f"lr {args.lr}, batch {args.batch_size} + {args.batch_size}, noise = image replaced, "
         "instruction = a system message naming the person. headline: forget / retain change "
         f"against the base, ✓ where forget ≤ {HEADLINE['forget']} and retain ≥ "
         f"{HEADLINE['retain']} (the paper's). s: seconds (stage1, stage2, the whole build "
-        f"with saves, unlearning, evaluation); {datetime.date.today()}, {records.machine()}, "
-        "nice 19, OMP_NUM_THREADS=1; `python scripts/llava_on_lm.py`.",
+        f"with saves, unlearning, evaluation; as measured by the run that trained each "
+        f"model); {datetime.date.today()}, {records.machine()}; "
+        f"`python scripts/llava_on_lm.py {shlex.join(sys.argv[1:])}`.",
     ]
     probed = results.get("teacher_probe", {})
     if probed:
