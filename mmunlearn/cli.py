@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         "LLaVA is built on it (a small CLIP-style vision tower and projector, the LM's own chat "
         "template) and trained with LLaVA's two stages: the vision tower and projector learn "
         "portrait -> name captions with the LM frozen (--align-steps), then the world's image "
-        "and text questions with LoRA on the LM and the projector in full (--steps).",
+        "and text questions with LoRA on the LM, the projector and the vision tower in full "
+        "(--steps).",
     )
     base.add_argument("--data", required=True, help="world folder written by `mmunlearn world`")
     base.add_argument("--which", choices=("base", "oracle"), default="base")

@@ -15,7 +15,8 @@ have known, the oracle the same without the forget people), in the LM's own chat
 A `LlavaOnLM` builds a LLaVA on a real pretrained LM (`models.llava_on_lm`) and trains it with
 LLaVA's two stages: (1) alignment — the vision tower and projector learn portrait → name
 captions with the LM frozen; (2) the world's facts, image and text questions, in the LM's chat
-template — LoRA on the LM (merged when saved) with the projector trained in full. The oracle
+template — LoRA on the LM (merged when saved) with the projector and, by default, the vision
+tower (trained from scratch, not a frozen pretrained CLIP) trained in full. The oracle
 runs both stages without the forget people (their portraits included).
 """
 
