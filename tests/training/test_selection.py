@@ -15,6 +15,19 @@ from mmunlearn.training.run import train
 from mmunlearn.training.selection import RULES, select
 
 
+def train_world(examples, method, config, out, measure):
+    """`train` of a tiny LLaVA on the world with `measure` as its validation scores."""
+    return train(
+        tiny_llava(examples),
+        build_method(method),
+        group_by_role(examples),
+        config,
+        out,
+        progress=False,
+        measure=measure,
+    )
+
+
 def test_forget_within_retain_takes_the_lowest_forget_that_keeps_retain():
     points = [(1.0, 1.0), (0.2, 0.97), (0.0, 0.90), (0.2, 0.99)]
     assert select(points, "forget_within_retain", reference=1.0, tolerance=0.05) == 3
@@ -58,15 +71,7 @@ def test_keep_best_saves_the_winning_step_and_says_which(examples, tmp_path):
         steps=4, lr=1e-2, batch_size=2, eval_every=2, keep_best="forget_within_retain"
     )
     out = tmp_path / "run"
-    train(
-        tiny_llava(examples),
-        build_method("grad_diff"),
-        group_by_role(examples),
-        config,
-        out,
-        progress=False,
-        measure=measure,
-    )
+    train_world(examples, "grad_diff", config, out, measure)
     best = json.loads((out / "best.json").read_text())
     assert best["step"] == 2 and best["final_step"] == 4
     saved = dict(load_model(out / "model").model.named_parameters())
@@ -81,15 +86,7 @@ def test_keep_best_saves_the_winning_step_and_says_which(examples, tmp_path):
 def test_keep_best_is_refused_for_phased_methods(examples, tmp_path):
     config = TrainConfig(steps=2, batch_size=2, eval_every=1, keep_best="forget_within_retain")
     with pytest.raises(ValueError, match="'sequential' trains in phases"):
-        train(
-            tiny_llava(examples),
-            build_method("sequential"),
-            group_by_role(examples),
-            config,
-            tmp_path,
-            progress=False,
-            measure=lambda loaded: {},
-        )
+        train_world(examples, "sequential", config, tmp_path, lambda loaded: {})
 
 
 def test_report_to_an_unknown_or_missing_logger_is_named():
@@ -105,15 +102,7 @@ def test_report_to_tensorboard_writes_events_offline(examples, tmp_path):
     settings = ["report_to=tensorboard", "steps=2", "batch_size=2", "logging_steps=1"]
     config = load_config(None, [f"train.{s}" for s in settings] + ["train.eval_every=1"]).train
     out = tmp_path / "run"
-    train(
-        tiny_llava(examples),
-        build_method("ga"),
-        group_by_role(examples),
-        config,
-        out,
-        progress=False,
-        measure=lambda loaded: {"forget": 0.5},
-    )
+    train_world(examples, "ga", config, out, lambda loaded: {"forget": 0.5})
     assert list(out.rglob("events.out.tfevents.*"))
 
 
@@ -127,15 +116,7 @@ def test_keep_best_with_lora_saves_what_stopping_at_the_winning_step_saves(examp
 
         config = TrainConfig(steps=steps, lr=5e-2, batch_size=2, eval_every=1, lora=True, **keep)
         out = tmp_path / str(steps)
-        loaded = train(
-            tiny_llava(examples),
-            build_method("grad_diff"),
-            group_by_role(examples),
-            config,
-            out,
-            progress=False,
-            measure=measure,
-        )
+        loaded = train_world(examples, "grad_diff", config, out, measure)
         return dict(loaded.model.named_parameters()), out
 
     kept, out = run(2, keep_best="forget_within_retain")
