@@ -136,16 +136,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--cache-dir", help="model cache (default $MMUNLEARN_CACHE or ~/.cache)")
-    recipe = LLAVA_ON_LM_RECIPE
+    stage2 = LLAVA_ON_LM_RECIPE
     parser.add_argument(
         "--align-steps", type=int, default=LlavaOnLM.align_steps, help="the base's stage 1 steps"
     )
     parser.add_argument(
-        "--base-steps", type=int, default=recipe["steps"], help="the base's stage 2 steps"
+        "--base-steps", type=int, default=stage2["steps"], help="the base's stage 2 steps"
     )
-    parser.add_argument("--base-lr", type=float, default=recipe["lr"], help="stage 2's lr")
+    parser.add_argument("--base-lr", type=float, default=stage2["lr"], help="stage 2's lr")
     parser.add_argument(
-        "--base-batch-size", type=int, default=recipe["batch_size"], help="both stages' batch"
+        "--base-batch-size", type=int, default=stage2["batch_size"], help="both stages' batch"
     )
     parser.add_argument(
         "--teacher-probe", action="store_true", help="also answer as each teacher (no training)"

@@ -35,7 +35,7 @@ from mmunlearn.evaluation.fluency import compute_perplexity, read_fluency_text
 from mmunlearn.evaluation.generate import generate_answers
 from mmunlearn.evaluation.known import chosen_options, find_known, write_known
 from mmunlearn.evaluation.metrics import fact_correct, rouge_l_recall, score_predictions
-from mmunlearn.io import atomic_write_json, atomic_write_text
+from mmunlearn.io import atomic_write_json, atomic_write_text, json_line
 from mmunlearn.models.loading import LoadedModel, load_model
 from mmunlearn.recipes.unlearn import unlearn
 from mmunlearn.training.config import load_config
@@ -115,15 +115,24 @@ def measure(
     return result
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fact accuracy and ROUGE-L recall per role; a row whose id came before is the forget
-    question paraphrased (`measure` asks every question, then the paraphrases)."""
-    out: dict[str, list] = {}
+def split_paraphrased(rows: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """(asked, paraphrased): a row whose id came before is that question paraphrased (`measure`
+    asks every question, then the paraphrases)."""
     seen: set[str] = set()
+    asked, paraphrased = [], []
     for row in rows:
-        key = row["role"] + ("_para" if row["id"] in seen else "")
+        (paraphrased if row["id"] in seen else asked).append(row)
         seen.add(row["id"])
-        out.setdefault(key, []).append(row)
+    return asked, paraphrased
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fact accuracy and ROUGE-L recall per role, and per role paraphrased (`{role}_para`)."""
+    asked, paraphrased = split_paraphrased(rows)
+    out: dict[str, list] = {}
+    for suffix, group in (("", asked), ("_para", paraphrased)):
+        for row in group:
+            out.setdefault(row["role"] + suffix, []).append(row)
     return {
         key: {
             "fact_acc": fmean(float(r["fact_correct"]) for r in group),
@@ -138,46 +147,38 @@ def stable_ids(base_rows: list[dict[str, Any]]) -> set[str]:
     """The known rows the base also answers right when the question is paraphrased: facts a
     small model holds firmly rather than at the edge of its greedy decision (a LoRA update of
     any kind flips many of the others; see the retain_only control)."""
-    seen: set[str] = set()
-    para_right: set[str] = set()
-    for row in base_rows:
-        if row["id"] in seen and row["fact_correct"]:
-            para_right.add(row["id"])
-        seen.add(row["id"])
-    return para_right
+    return {row["id"] for row in split_paraphrased(base_rows)[1] if row["fact_correct"]}
 
 
 def add_stable(result: dict[str, Any], rows: list[dict[str, Any]], stable: set[str]) -> None:
     """`{role}_stable`: fact accuracy on the stable rows (each question once, not paraphrased)."""
-    seen: set[str] = set()
     by_role: dict[str, list[float]] = {}
-    for row in rows:
-        if row["id"] not in seen and row["id"] in stable:
+    for row in split_paraphrased(rows)[0]:
+        if row["id"] in stable:
             by_role.setdefault(row["role"], []).append(float(row["fact_correct"]))
-        seen.add(row["id"])
     for role, values in by_role.items():
         result[f"{role}_stable"] = {"fact_acc": fmean(values), "n": len(values)}
 
 
 def saved_rows(out: Path, name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (out / "predictions" / f"{name}.jsonl").open()]
+    """A model's saved predictions (OUTPUT_DIR/predictions/NAME.jsonl), one dict a row."""
+    path = out / "predictions" / f"{name}.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing; run {name!r} again (without --rescore)")
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def rescore(out: Path, results: dict[str, Any]) -> None:
     """Score every saved prediction again with today's metrics (no generation)."""
-    for name, result in results.items():
-        saved = out / "predictions" / f"{name}.jsonl"
-        if not saved.is_file():
-            raise SystemExit(f"--rescore: {saved} is missing; run {name!r} again without --rescore")
-        lines = saved.read_text().splitlines()
-        rows = [json.loads(line) for line in lines]
+    rows_of = {name: saved_rows(out, name) for name in results}
+    for rows in rows_of.values():
         for row in rows:
             row["fact_correct"] = fact_correct(row["prediction"], row["answer"])
             row["rouge_l_recall"] = rouge_l_recall(row["prediction"], row["answer"])
-        result.update(summarise(rows))
-    stable = stable_ids(saved_rows(out, "base"))
-    for name, result in results.items():
-        add_stable(result, saved_rows(out, name), stable)
+    stable = stable_ids(rows_of["base"])
+    for name, rows in rows_of.items():
+        results[name].update(summarise(rows))
+        add_stable(results[name], rows, stable)
 
 
 def mcq(loaded: LoadedModel, rows: list) -> dict[str, Any]:
@@ -252,9 +253,7 @@ def main() -> None:
         result["unlearn_s"] = seconds
         result["eval_s"] = round(time.perf_counter() - begin, 1)
         rows = result.pop("predictions")
-        atomic_write_text(
-            out / "predictions" / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
-        )
+        atomic_write_text(out / "predictions" / f"{name}.jsonl", "".join(map(json_line, rows)))
         add_stable(result, rows, stable_ids(saved_rows(out, "base")))
         results[name] = result
         atomic_write_json(results_path, results)
@@ -292,8 +291,7 @@ def training_rows(
         rows = [ex for ex in load_examples(args.data) if ex.role == "forget"]
         rows += [ex for ex in generation_rows if ex.role != "forget"]
     if args.answers == "own":
-        lines = (out / "predictions" / "base.jsonl").read_text().splitlines()
-        own = {row["id"]: row["prediction"].strip() for row in map(json.loads, lines)}
+        own = {row["id"]: row["prediction"].strip() for row in saved_rows(out, "base")}
         rows = [dataclasses.replace(ex, answer=own[ex.id]) if own.get(ex.id) else ex for ex in rows]
     train_dir = out / "train"
     for role in sorted({ex.role for ex in rows}):
