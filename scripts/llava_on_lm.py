@@ -148,6 +148,15 @@ def main() -> None:
         "--base-batch-size", type=int, default=stage2["batch_size"], help="both stages' batch"
     )
     parser.add_argument(
+        "--base-warmup-steps", type=int, default=stage2["warmup_steps"], help="stage 2's warmup"
+    )
+    parser.add_argument(
+        "--freeze-tower-in-stage2",
+        action="store_true",
+        help="train only the projector and the LM's LoRA in stage 2, as LLaVA does with its "
+        "pretrained CLIP (the measured alternative; the default trains the tower too)",
+    )
+    parser.add_argument(
         "--teacher-probe", action="store_true", help="also answer as each teacher (no training)"
     )
     args = parser.parse_args()
@@ -164,9 +173,11 @@ def main() -> None:
         args.model,
         args.seed,
         align_steps=args.align_steps,
+        tower_in_stage2=not args.freeze_tower_in_stage2,
         steps=args.base_steps,
         lr=args.base_lr,
         batch_size=args.base_batch_size,
+        warmup_steps=args.base_warmup_steps,
     )
     examples = load_examples(world)
     results_path = out / "results.json"

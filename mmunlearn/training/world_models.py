@@ -162,12 +162,14 @@ def llava_on_lm_config(
     seed: int = 0,
     vision: VisionTowerConfig | None = None,
     align_steps: int = LlavaOnLM.align_steps,
+    tower_in_stage2: bool = LlavaOnLM.tower_in_stage2,
     **sizes: int,
 ) -> PretrainConfig:
     """The two-stage recipe for a LLaVA on the real LM `source` (`sizes` overrides stage 2's
-    steps, batch_size, lr; stage 1 uses the same batch size)."""
+    steps, batch_size, lr, warmup_steps; stage 1 uses the same batch size)."""
     recipe = {**LLAVA_ON_LM_RECIPE, **sizes}
-    model = LlavaOnLM(source, vision=vision or VisionTowerConfig(), align_steps=align_steps)
+    vision = vision or VisionTowerConfig()
+    model = LlavaOnLM(source, vision, align_steps=align_steps, tower_in_stage2=tower_in_stage2)
     return PretrainConfig(seed=seed, model=model, **recipe)
 
 
